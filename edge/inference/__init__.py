@@ -1,0 +1,1 @@
+"""Model inference: TFLite runtime loading, face detection, face and voice classification."""

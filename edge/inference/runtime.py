@@ -1,0 +1,152 @@
+"""TFLite interpreter loading and quantized I/O: the one place the service touches the runtime.
+
+Prefers ``ai_edge_litert`` (the maintained successor of tflite-runtime), then ``tflite_runtime``,
+then ``tensorflow.lite``. Input/output quantization (scale, zero point) is always read from the
+model file, never hard-coded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+_BACKENDS = (
+    ("ai_edge_litert.interpreter", "ai-edge-litert"),
+    ("tflite_runtime.interpreter", "tflite-runtime"),
+    ("tensorflow.lite", "tensorflow"),
+)
+
+
+class ModelError(RuntimeError):
+    """A model file is missing, corrupt or has an unexpected shape; the message names the fix."""
+
+
+def interpreter_class() -> tuple[type, str]:
+    """Return (Interpreter class, backend name) of the first runtime that imports."""
+    errors = []
+    for module_name, backend in _BACKENDS:
+        try:
+            module = importlib.import_module(module_name)
+        except Exception as exc:  # noqa: BLE001 - any import failure means "try the next one"
+            errors.append(f"{backend}: {exc}")
+            continue
+        return module.Interpreter, backend
+    raise ModelError(
+        "no TFLite runtime found; install one with `pip install ai-edge-litert` "
+        f"({'; '.join(errors)})"
+    )
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class TensorSpec:
+    index: int
+    shape: tuple[int, ...]
+    dtype: np.dtype
+    scale: float
+    zero_point: int
+
+    @property
+    def quantized(self) -> bool:
+        return self.scale != 0.0
+
+
+class TFLiteModel:
+    """A loaded TFLite model with float-in/float-out helpers that honour the model's quantization.
+
+    ``run`` is thread-safe (one interpreter, one lock); make one model per worker for parallelism.
+    """
+
+    def __init__(self, path: str | Path, num_threads: int = 1, name: str | None = None):
+        self.path = Path(path)
+        self.name = name or self.path.stem
+        if not self.path.is_file():
+            raise ModelError(f"model file {self.path} not found; run `medtrack models fetch` "
+                             "or reinstall the package with its models_tflite/ folder")
+        interpreter_cls, self.backend = interpreter_class()
+        try:
+            self._interp = interpreter_cls(model_path=str(self.path), num_threads=num_threads)
+            self._interp.allocate_tensors()
+        except Exception as exc:  # noqa: BLE001 - the runtime raises several types for bad files
+            raise ModelError(f"model file {self.path} could not be loaded ({exc}); "
+                             "it is corrupt or not a TFLite model: restore it from the release "
+                             "or retrain it with the scripts/ training script") from exc
+        self.sha256 = sha256_file(self.path)
+        self.inputs = [self._spec(d) for d in self._interp.get_input_details()]
+        self.outputs = [self._spec(d) for d in self._interp.get_output_details()]
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _spec(detail: dict[str, Any]) -> TensorSpec:
+        scale, zero_point = detail.get("quantization", (0.0, 0))
+        return TensorSpec(
+            index=int(detail["index"]),
+            shape=tuple(int(s) for s in detail["shape"]),
+            dtype=np.dtype(detail["dtype"]),
+            scale=float(scale),
+            zero_point=int(zero_point),
+        )
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return self.inputs[0].shape
+
+    def resize_batch(self, batch: int) -> None:
+        """Resize the first input's batch dimension (no-op when it already matches)."""
+        shape = list(self.inputs[0].shape)
+        if shape[0] == batch:
+            return
+        shape[0] = batch
+        with self._lock:
+            self._interp.resize_tensor_input(self.inputs[0].index, shape)
+            self._interp.allocate_tensors()
+            self.inputs = [self._spec(d) for d in self._interp.get_input_details()]
+            self.outputs = [self._spec(d) for d in self._interp.get_output_details()]
+
+    @staticmethod
+    def quantize(x: np.ndarray, spec: TensorSpec) -> np.ndarray:
+        if not spec.quantized:
+            return x.astype(spec.dtype, copy=False)
+        info = np.iinfo(spec.dtype)
+        q = np.round(x / spec.scale + spec.zero_point)
+        return np.clip(q, info.min, info.max).astype(spec.dtype)
+
+    @staticmethod
+    def dequantize(q: np.ndarray, spec: TensorSpec) -> np.ndarray:
+        if not spec.quantized:
+            return q.astype(np.float32, copy=False)
+        return (q.astype(np.float32) - spec.zero_point) * spec.scale
+
+    def run(self, *inputs: np.ndarray) -> list[np.ndarray]:
+        """Run on float inputs (quantized as the model requires); return float outputs."""
+        with self._lock:
+            for spec, x in zip(self.inputs, inputs, strict=True):
+                self._interp.set_tensor(spec.index, self.quantize(np.asarray(x), spec))
+            self._interp.invoke()
+            return [self.dequantize(self._interp.get_tensor(s.index), s) for s in self.outputs]
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "file": self.path.name,
+            "sha256": self.sha256,
+            "bytes": self.path.stat().st_size,
+            "backend": self.backend,
+            "input": {"shape": list(self.inputs[0].shape), "dtype": self.inputs[0].dtype.name},
+        }
