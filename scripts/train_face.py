@@ -32,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edge.inference.face import FACE_INPUT_SIZE  # noqa: E402
-from edge.labels import LABELS, NUM_LABELS, ferplus_majority, ferplus_soft_targets, fer2013_to_canon  # noqa: E402
+from edge.labels import LABELS, NUM_LABELS, fer2013_to_canon, ferplus_majority, ferplus_soft_targets  # noqa: E402
 from scripts.metrics import classification_report  # noqa: E402
 
 

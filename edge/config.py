@@ -1,0 +1,339 @@
+"""TOML configuration -> frozen dataclasses. Every key has a Pi-ready default; every error names the
+key and what is allowed, in one line.
+
+Each section is a frozen dataclass; a field's ``metadata`` carries its help text and limits
+(``min``, ``max``, ``choices``), which drive both validation and ``medtrack config --print-default``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edge.labels import LABELS
+
+PACKAGE_ROOT = Path(__file__).resolve().parent
+REPO_ROOT = PACKAGE_ROOT.parent
+
+
+class ConfigError(ValueError):
+    """A configuration problem; str(err) is a one-line message naming the key and the fix."""
+
+
+def opt(default: Any, help: str, **limits: Any) -> Any:
+    """A config field with help text and limits (min, max, choices)."""
+    if isinstance(default, dict | list):
+        return field(default_factory=lambda: type(default)(default), metadata={"help": help, **limits})
+    return field(default=default, metadata={"help": help, **limits})
+
+
+DEFAULT_MODELS_DIR = "models_tflite"
+
+
+@dataclass(frozen=True)
+class ServiceConfig:
+    device_id: str = opt("medtrack-1", "Name of this box (MQTT client id, status page title). Letters, digits, - and _.")
+    location: str = opt("", "Free text shown on the status page, e.g. 'Ward 3, bed 12'.")
+    state_dir: str = opt("/var/lib/medtrack", "Where the event database and the access token live.")
+    models_dir: str = opt(DEFAULT_MODELS_DIR, "Folder of the .tflite models (relative paths: to the installed package's repo root).")
+    log_level: str = opt("INFO", "Logging level.", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    inference_threads: int = opt(1, "Threads for each TFLite interpreter.", min=1, max=8)
+
+
+@dataclass(frozen=True)
+class CameraConfig:
+    backend: str = opt("picamera2", "Camera backend.", choices=["picamera2", "opencv", "file", "none"])
+    device: str = opt("0", "OpenCV: a USB camera index ('0') or a GStreamer pipeline ending in appsink.")
+    file: str = opt("", "Video file for backend = 'file'.")
+    width: int = opt(640, "Capture width in pixels.", min=160, max=4096)
+    height: int = opt(480, "Capture height in pixels.", min=120, max=3072)
+    fps: float = opt(15.0, "Capture frame rate.", min=1.0, max=120.0)
+    realtime: bool = opt(True, "File backend: play at the file's own fps (false: as fast as possible).")
+    loop: bool = opt(True, "File backend: start again at the end.")
+    retry_max_s: float = opt(30.0, "Longest wait between reconnection attempts when the camera fails.", min=1.0, max=3600.0)
+
+
+@dataclass(frozen=True)
+class MicrophoneConfig:
+    backend: str = opt("pyaudio", "Microphone backend.", choices=["pyaudio", "file", "none"])
+    device: str = opt("", "PyAudio input device: index or part of its name ('' = default input).")
+    file: str = opt("", "WAV/FLAC file for backend = 'file' (any rate; resampled to 16 kHz).")
+    sample_rate: int = opt(16000, "Capture rate; the model runs at 16 kHz.", choices=[16000, 32000, 44100, 48000])
+    realtime: bool = opt(True, "File backend: play in real time (false: as fast as possible).")
+    loop: bool = opt(True, "File backend: start again at the end.")
+    retry_max_s: float = opt(30.0, "Longest wait between reconnection attempts when the mic fails.", min=1.0, max=3600.0)
+
+
+@dataclass(frozen=True)
+class FaceConfig:
+    enabled: bool = opt(True, "Analyse faces.")
+    model: str = opt("face_expression_int8.tflite", "Expression model file (in models_dir unless absolute).")
+    detector: str = opt("face_detection_short_range.tflite", "BlazeFace detector file (short range: up to ~2 m; full range: the waiting-room model).")
+    analysis_fps: float = opt(5.0, "Frames analysed per second (the latest frame wins; older ones are skipped).", min=0.2, max=120.0)
+    select: str = opt("largest", "Which face is the patient.", choices=["largest", "central", "all"])
+    min_detection_score: float = opt(0.6, "Detector score needed to accept a face.", min=0.05, max=0.99)
+    margin: float = opt(0.15, "Crop margin around the detected box, as a fraction of its size.", min=0.0, max=1.0)
+
+
+@dataclass(frozen=True)
+class VoiceConfig:
+    enabled: bool = opt(True, "Analyse speech.")
+    model: str = opt("voice_emotion_int8.tflite", "Speech-emotion model file (in models_dir unless absolute).")
+    vad_aggressiveness: int = opt(2, "webrtcvad aggressiveness (0 lenient .. 3 strict).", min=0, max=3)
+    hop_s: float = opt(0.5, "Seconds between voice analyses.", min=0.1, max=10.0)
+    min_speech_s: float = opt(0.6, "Speech needed in the buffer before the voice is analysed.", min=0.1, max=10.0)
+
+
+@dataclass(frozen=True)
+class FusionConfig:
+    face_weight: float = opt(0.6, "Weight of the face modality before confidence and freshness.", min=0.0, max=1.0)
+    voice_weight: float = opt(0.4, "Weight of the voice modality before confidence and freshness.", min=0.0, max=1.0)
+    stale_after_s: float = opt(2.0, "A reading older than this starts to fade out.", min=0.1, max=60.0)
+    fade_s: float = opt(3.0, "Seconds over which a stale reading fades to zero weight.", min=0.1, max=60.0)
+    smoothing_s: float = opt(2.0, "Time constant of the exponential smoothing of fused probabilities.", min=0.0, max=60.0)
+    distress_weights: dict = opt(
+        {"fear": 1.0, "sad": 0.8, "angry": 0.9, "disgust": 0.6},
+        "Distress score = sum of weight x probability over these labels, capped at 1.",
+    )
+
+
+@dataclass(frozen=True)
+class AlarmConfig:
+    on_threshold: float = opt(0.55, "Distress score that starts the alarm timer.", min=0.0, max=1.0)
+    off_threshold: float = opt(0.35, "Distress score below which the condition clears (hysteresis).", min=0.0, max=1.0)
+    high_threshold: float = opt(0.85, "Distress score that raises high priority at once.", min=0.0, max=1.0)
+    t_on_s: float = opt(6.0, "Seconds the score must stay above on_threshold to raise an alarm.", min=0.0, max=600.0)
+    t_off_s: float = opt(10.0, "Seconds below off_threshold before the condition clears.", min=0.0, max=3600.0)
+    t_escalate_s: float = opt(120.0, "Unacknowledged medium alarm becomes high after this.", min=1.0, max=3600.0)
+    latching: bool = opt(True, "A raised alarm stays until a person acknowledges it.")
+    ack_silence_s: float = opt(120.0, "Audio pause after an acknowledge.", min=5.0, max=3600.0)
+    long_press_silence_s: float = opt(600.0, "Audio pause after a long press of the button.", min=5.0, max=7200.0)
+    min_realarm_interval_s: float = opt(60.0, "Shortest time between two raised distress alarms.", min=0.0, max=3600.0)
+    max_alarms_per_hour: int = opt(6, "Cap on raised distress alarms per hour (alarm fatigue).", min=1, max=120)
+    no_patient_minutes: float = opt(0.0, "Low-priority alarm when no face is seen this long (0 = off).", min=0.0, max=1440.0)
+    temperature_limit_c: float = opt(80.0, "CPU temperature that raises a technical alarm.", min=40.0, max=110.0)
+    stall_s: float = opt(10.0, "No new state for this long = pipeline stalled (technical alarm).", min=1.0, max=600.0)
+
+
+@dataclass(frozen=True)
+class GpioConfig:
+    enabled: bool = opt(True, "Drive the buzzer, LED and button.")
+    pin_factory: str = opt("auto", "gpiozero pin factory: auto (the board's), or mock (no hardware; logs pin changes).", choices=["auto", "mock", "lgpio", "rpigpio", "native"])
+    buzzer_pin: int = opt(17, "BCM pin of the active buzzer.", min=0, max=27)
+    led_pin: int = opt(27, "BCM pin of the status LED (PWM capable).", min=0, max=27)
+    button_pin: int = opt(22, "BCM pin of the acknowledge button (to ground; internal pull-up).", min=0, max=27)
+    long_press_s: float = opt(2.0, "Hold the button this long for the longer silence.", min=0.5, max=10.0)
+
+
+@dataclass(frozen=True)
+class WebConfig:
+    enabled: bool = opt(True, "Serve the status page and API.")
+    host: str = opt("0.0.0.0", "Bind address ('127.0.0.1' = this box only).")
+    port: int = opt(8080, "TCP port.", min=1, max=65535)
+    auth: bool = opt(True, "Require the access token (turning this off is shown on the page).")
+    tls_cert: str = opt("", "PEM certificate for HTTPS ('' = plain HTTP).")
+    tls_key: str = opt("", "PEM private key for HTTPS.")
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    retention_days: float = opt(90.0, "Events older than this are pruned.", min=1.0, max=3650.0)
+    max_mb: float = opt(200.0, "Database size cap; the oldest events are pruned beyond it.", min=1.0, max=100000.0)
+
+
+@dataclass(frozen=True)
+class MqttConfig:
+    enabled: bool = opt(False, "Publish to an MQTT broker.")
+    host: str = opt("localhost", "Broker host name or address.")
+    port: int = opt(1883, "Broker port (8883 for TLS).", min=1, max=65535)
+    username: str = opt("", "Broker user name ('' = anonymous).")
+    password: str = opt("", "Broker password.")
+    tls: bool = opt(False, "Use TLS.")
+    ca_file: str = opt("", "CA certificate for TLS ('' = system store).")
+    topic_prefix: str = opt("medtrack", "Topics live under <prefix>/<device_id>/.")
+    discovery: bool = opt(True, "Announce entities to Home Assistant.")
+    discovery_prefix: str = opt("homeassistant", "Home Assistant discovery prefix.")
+
+
+@dataclass(frozen=True)
+class Config:
+    service: ServiceConfig = field(default_factory=ServiceConfig)
+    camera: CameraConfig = field(default_factory=CameraConfig)
+    microphone: MicrophoneConfig = field(default_factory=MicrophoneConfig)
+    face: FaceConfig = field(default_factory=FaceConfig)
+    voice: VoiceConfig = field(default_factory=VoiceConfig)
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    alarm: AlarmConfig = field(default_factory=AlarmConfig)
+    gpio: GpioConfig = field(default_factory=GpioConfig)
+    web: WebConfig = field(default_factory=WebConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    mqtt: MqttConfig = field(default_factory=MqttConfig)
+
+    def model_path(self, name: str) -> Path:
+        """Resolve a model file name against [service] models_dir."""
+        p = Path(name)
+        if p.is_absolute():
+            return p
+        base = Path(self.service.models_dir)
+        if not base.is_absolute():
+            base = REPO_ROOT / base
+        return base / p
+
+    @property
+    def state_path(self) -> Path:
+        return Path(self.service.state_dir)
+
+
+# ----------------------------------------------------------------------------------- validation
+
+def _type_name(tp: Any) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+            dict: "a table"}.get(tp, str(tp))
+
+
+def _check_value(key: str, value: Any, tp: Any, meta: dict[str, Any]) -> Any:
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{key}: expected true or false, got {value!r}")
+    elif tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+    elif tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        value = float(value)
+    elif tp is str:
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)  # e.g. camera device = 0
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+    elif tp is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a table like {{ fear = 1.0 }}, got {value!r}")
+    if "choices" in meta and value not in meta["choices"]:
+        allowed = ", ".join(repr(c) for c in meta["choices"])
+        raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {allowed}")
+    if "min" in meta and value < meta["min"]:
+        raise ConfigError(f"{key}: {value!r} is below the minimum {meta['min']}")
+    if "max" in meta and value > meta["max"]:
+        raise ConfigError(f"{key}: {value!r} is above the maximum {meta['max']}")
+    return value
+
+
+def _resolve_type(tp: Any) -> Any:
+    if isinstance(tp, str):
+        tp = {"bool": bool, "int": int, "float": float, "str": str, "dict": dict}.get(tp, tp)
+    origin = typing.get_origin(tp)
+    if origin is dict:
+        return dict
+    if isinstance(tp, types.UnionType):
+        return next(a for a in typing.get_args(tp) if a is not type(None))
+    return tp
+
+
+def _build_section(name: str, cls: type, raw: Any) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"[{name}]: expected a table, got {raw!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    values = {}
+    for key, value in raw.items():
+        if key not in fields:
+            allowed = ", ".join(fields)
+            raise ConfigError(f"{name}.{key}: unknown key; allowed keys in [{name}]: {allowed}")
+        f = fields[key]
+        values[key] = _check_value(f"{name}.{key}", value, _resolve_type(f.type), dict(f.metadata))
+    return cls(**values)
+
+
+def _cross_checks(cfg: Config) -> None:
+    a = cfg.alarm
+    if not a.off_threshold < a.on_threshold <= a.high_threshold:
+        raise ConfigError("alarm: thresholds must satisfy off_threshold < on_threshold <= high_threshold "
+                          f"(got {a.off_threshold}, {a.on_threshold}, {a.high_threshold})")
+    for label, weight in cfg.fusion.distress_weights.items():
+        if label not in LABELS:
+            raise ConfigError(f"fusion.distress_weights.{label}: unknown label; use any of {', '.join(LABELS)}")
+        if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight <= 1:
+            raise ConfigError(f"fusion.distress_weights.{label}: expected a number from 0 to 1, got {weight!r}")
+    if cfg.fusion.face_weight + cfg.fusion.voice_weight <= 0:
+        raise ConfigError("fusion: face_weight + voice_weight must be above 0")
+    if bool(cfg.web.tls_cert) != bool(cfg.web.tls_key):
+        raise ConfigError("web: set both tls_cert and tls_key, or neither")
+    if cfg.camera.backend == "file" and not cfg.camera.file:
+        raise ConfigError("camera.file: required when camera.backend = 'file'; give the path of a video")
+    if cfg.microphone.backend == "file" and not cfg.microphone.file:
+        raise ConfigError("microphone.file: required when microphone.backend = 'file'; give a WAV/FLAC path")
+
+
+def from_dict(raw: dict[str, Any]) -> Config:
+    """Validate a parsed TOML document into a Config."""
+    sections = {f.name: f for f in dataclasses.fields(Config)}
+    built = {}
+    for name, value in raw.items():
+        if name not in sections:
+            raise ConfigError(f"[{name}]: unknown section; allowed sections: {', '.join(sections)}")
+        built[name] = _build_section(name, sections[name].default_factory, value)  # type: ignore[misc]
+    cfg = Config(**built)
+    _cross_checks(cfg)
+    return cfg
+
+
+def load(path: str | Path | None) -> Config:
+    """Load and validate a TOML file (None: all defaults)."""
+    if path is None:
+        return from_dict({})
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {p} not found; create it with `medtrack config --print-default > {p}`") from None
+    except OSError as exc:
+        raise ConfigError(f"config file {p} cannot be read ({exc.strerror}); check its permissions") from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
+    return from_dict(raw)
+
+
+def replace(cfg: Config, **sections: dict[str, Any]) -> Config:
+    """A copy of cfg with some keys of some sections changed (validated like a file)."""
+    raw = {name: {**dataclasses.asdict(getattr(cfg, name)), **changes} for name, changes in sections.items()}
+    updated = {name: _build_section(name, type(getattr(cfg, name)), value) for name, value in raw.items()}
+    new = dataclasses.replace(cfg, **updated)
+    _cross_checks(new)
+    return new
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    return repr(value)
+
+
+def default_toml() -> str:
+    """A commented TOML file holding every key at its default."""
+    lines = ["# MedTrack Edge configuration. Every key is optional; shown here at its default.", ""]
+    for section in dataclasses.fields(Config):
+        lines.append(f"[{section.name}]")
+        for f in dataclasses.fields(section.default_factory):  # type: ignore[arg-type]
+            meta = f.metadata
+            extra = []
+            if "choices" in meta:
+                extra.append("one of " + ", ".join(_toml_value(c) for c in meta["choices"]))
+            if "min" in meta or "max" in meta:
+                extra.append(f"range {meta.get('min', '')}..{meta.get('max', '')}")
+            lines.append(f"# {meta.get('help', '')}" + (f" ({'; '.join(extra)})" if extra else ""))
+            default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
+            lines.append(f"{f.name} = {_toml_value(default)}")
+        lines.append("")
+    return "\n".join(lines)
