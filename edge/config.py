@@ -158,6 +158,15 @@ class MqttConfig:
     topic_prefix: str = opt("medtrack", "Topics live under <prefix>/<device_id>/.")
     discovery: bool = opt(True, "Announce entities to Home Assistant.")
     discovery_prefix: str = opt("homeassistant", "Home Assistant discovery prefix.")
+    client_id: str = opt("", "MQTT client id ('' = [service] device_id); must be unique on the broker.")
+    client_cert: str = opt("", "PEM client certificate for mutual TLS ('' = none).")
+    client_key: str = opt("", "PEM private key of client_cert.")
+    keepalive: int = opt(30, "Seconds between keep-alive pings; the broker sends 'offline' after 1.5x this.", min=5, max=600)
+    commands: bool = opt(True, "Accept acknowledge commands on <prefix>/<device_id>/command (restrict writers with broker ACLs).")
+    state_interval_s: float = opt(1.0, "Shortest time between two state messages (a label change is sent at once).", min=0.1, max=60.0)
+    health_interval_s: float = opt(30.0, "Seconds between health messages.", min=1.0, max=3600.0)
+    reconnect_max_s: float = opt(60.0, "Longest wait between reconnection attempts (exponential backoff).", min=1.0, max=3600.0)
+    outbox_max_events: int = opt(100000, "Undelivered events kept for the broker; beyond this the oldest are dropped with an error log (they stay in the event store).", min=100, max=10000000)
 
 
 @dataclass(frozen=True)
@@ -212,9 +221,8 @@ def _check_value(key: str, value: Any, tp: Any, meta: dict[str, Any]) -> Any:
             value = str(value)  # e.g. camera device = 0
         if not isinstance(value, str):
             raise ConfigError(f"{key}: expected a string, got {value!r}")
-    elif tp is dict:
-        if not isinstance(value, dict):
-            raise ConfigError(f"{key}: expected a table like {{ fear = 1.0 }}, got {value!r}")
+    elif tp is dict and not isinstance(value, dict):
+        raise ConfigError(f"{key}: expected a table like {{ fear = 1.0 }}, got {value!r}")
     if "choices" in meta and value not in meta["choices"]:
         allowed = ", ".join(repr(c) for c in meta["choices"])
         raise ConfigError(f"{key}: {value!r} is not allowed; choose one of {allowed}")

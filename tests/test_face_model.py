@@ -1,0 +1,72 @@
+"""The face-expression model: the shipped int8 file through edge's runtime, and a training smoke
+test that runs scripts/train_face.py for a few steps so the script never rots."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.inference.face import FACE_INPUT_SIZE, FaceClassifier, preprocess_face
+from edge.inference.runtime import ModelError, TFLiteModel
+from edge.labels import NUM_LABELS
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+SHIPPED = ROOT / "models_tflite" / "face_expression_int8.tflite"
+
+
+def test_preprocess_gray_and_bgr():
+    gray = np.full((120, 100), 255, np.uint8)
+    x = preprocess_face(gray)
+    assert x.shape == (FACE_INPUT_SIZE, FACE_INPUT_SIZE, 1) and x.dtype == np.float32
+    assert x.max() == pytest.approx(1.0)
+    bgr = np.zeros((30, 30, 3), np.uint8)
+    assert preprocess_face(bgr).max() == 0.0
+
+
+def test_missing_and_corrupt_model(tmp_path):
+    with pytest.raises(ModelError, match="not found"):
+        TFLiteModel(tmp_path / "nope.tflite")
+    bad = tmp_path / "bad.tflite"
+    bad.write_bytes(b"this is not a flatbuffer")
+    with pytest.raises(ModelError, match="corrupt or not a TFLite model"):
+        TFLiteModel(bad)
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason="models_tflite/face_expression_int8.tflite not built yet")
+def test_shipped_model_is_int8_and_small():
+    clf = FaceClassifier(SHIPPED)
+    spec = clf.model.inputs[0]
+    assert spec.dtype == np.int8 and spec.quantized, "the shipped face model must be full-integer int8"
+    assert clf.model.outputs[0].dtype == np.int8
+    assert SHIPPED.stat().st_size <= 2 * 1024 * 1024
+    probs = clf.classify(np.random.default_rng(0).integers(0, 255, (64, 64), dtype=np.uint8))
+    assert probs.shape == (NUM_LABELS,)
+    assert probs.sum() == pytest.approx(1.0, abs=0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (DATA / "fer2013" / "fer2013_trainval.npz").is_file(), reason="../shared/data absent")
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="[train] extra not installed")
+def test_train_face_smoke(tmp_path):
+    out = tmp_path / "face"
+    cmd = [sys.executable, str(ROOT / "scripts" / "train_face.py"), "--data", str(DATA), "--out", str(out),
+           "--limit", "256", "--epochs", "1", "--steps", "2", "--batch", "32", "--quiet"]
+    subprocess.run(cmd, check=True, cwd=ROOT, timeout=600)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["int8"]["ferplus_publictest"]["n"] > 0
+    assert len(metrics["int8"]["ferplus_publictest"]["confusion"]) == NUM_LABELS
+    clf = FaceClassifier(out / "face_expression_int8.tflite")
+    assert clf.model.inputs[0].dtype == np.int8
+    assert clf.classify(np.zeros((48, 48), np.uint8)).shape == (NUM_LABELS,)
+    # resume continues from the checkpoint instead of starting over
+    subprocess.run(cmd[:-5] + ["--epochs", "2", "--steps", "2", "--batch", "32", "--quiet", "--resume"],
+                   check=True, cwd=ROOT, timeout=600)
+    state = json.loads((out / "train_state.json").read_text())
+    assert state["epoch"] == 2 and len(state["history"]) == 2
