@@ -1,0 +1,486 @@
+#!/usr/bin/env python3
+"""Train the speech-emotion model on RAVDESS (speaker-independent); export float and int8 TFLite.
+
+Actors 01-16 train, actors 17-20 validate (never a trained actor). Every epoch draws a fresh,
+seeded bank of augmented training windows: speed perturbation (tempo and pitch), synthetic
+exponentially decaying room reverberation, babble from other training speakers and pink noise at
+random SNRs, gain, then the service's own VAD gating and a randomly placed (time-shifted) window,
+featurised by ``edge.inference.voice_features.window_features``. Final numbers go through
+``edge.inference.voice.VoiceClassifier`` (the service's code path) on the clean held-out clips and
+on a seeded noisy copy (babble of the three other held-out speakers at 10 dB SNR + pink noise at
+20 dB SNR).
+
+Seeded, resumable (a checkpoint per epoch in --out), with a progress bar. Writes into --out:
+``voice_emotion_float.tflite``, ``voice_emotion_int8.tflite`` and ``metrics.json``; with
+``--install`` it also copies the int8 model and metrics to ``models_tflite/``.
+
+Needs the optional ``[train]`` extra (TensorFlow). Example (about 70 min on one busy CPU core)::
+
+    nohup python scripts/train_voice.py --threads 1 --install > runs/voice.log 2>&1 &
+    python scripts/train_voice.py --threads 1 --resume --install   # continue after an interruption
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")   # numpy's BLAS threads only fight the trainer
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from edge.inference.voice_features import (  # noqa: E402
+    FEATURE_SHAPE,
+    HOP_S,
+    SAMPLE_RATE,
+    VAD_AGGRESSIVENESS,
+    WINDOW_S,
+    WINDOW_SAMPLES,
+    clip_windows,
+    speech_only,
+    window_features,
+)
+from edge.labels import LABELS, NUM_LABELS, ravdess_to_canon  # noqa: E402
+from scripts.metrics import classification_report  # noqa: E402
+
+TRAIN_ACTORS = tuple(range(1, 17))
+VAL_ACTORS = tuple(range(17, 21))
+NOISY_SEED = 20240417            # the noisy validation copy is fixed, whatever --seed is
+NOISY_BABBLE_SNR_DB = 10.0
+NOISY_PINK_SNR_DB = 20.0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data"),
+                   help="folder holding ravdess/index.csv (default ../shared/data)")
+    p.add_argument("--out", default="runs/voice", help="output folder (checkpoints, models, metrics)")
+    p.add_argument("--epochs", type=int, default=65)
+    p.add_argument("--variants", type=int, default=2, help="augmented copies of each clip per epoch")
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--lr", type=float, default=2e-3)
+    p.add_argument("--width", type=int, default=24, help="channels of the first conv")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--limit", type=int, default=0, help="use only N training clips (smoke tests)")
+    p.add_argument("--steps", type=int, default=0, help="steps per epoch (0 = the whole bank)")
+    p.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0 = all cores)")
+    p.add_argument("--no-bf16", dest="bf16", action="store_false",
+                   help="train in float32 (default: mixed bfloat16, about 2x faster on AVX512-BF16 CPUs)")
+    p.add_argument("--select", choices=("last", "best"), default="last",
+                   help="export the last epoch (default; the validation set stays unbiased) or the "
+                        "epoch with the best validation score")
+    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--install", action="store_true", help="copy the int8 model to models_tflite/")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p.parse_args(argv)
+
+
+# ----------------------------------------------------------------------------------------- data
+
+def load_ravdess(data_dir: Path, limit: int = 0, seed: int = 1) -> dict[str, list]:
+    """Clips of actors 01-20 as float32 arrays, split by actor; ``limit`` keeps a seeded,
+    class-mixed slice (N train clips, N//4 validation clips) for smoke tests."""
+    import soundfile as sf
+
+    index = data_dir / "ravdess" / "index.csv"
+    if not index.is_file():
+        raise SystemExit(f"error: {index} not found; pass --data pointing at the shared data folder")
+    with open(index, newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    split: dict[str, list] = {"train": [], "val": []}
+    for r in rows:
+        actor = int(r["actor"])
+        name = "train" if actor in TRAIN_ACTORS else "val" if actor in VAL_ACTORS else None
+        if name:
+            split[name].append(r)
+    if limit:
+        rng = np.random.default_rng(seed)
+        split["train"] = [split["train"][i] for i in sorted(rng.permutation(len(split["train"]))[:limit])]
+        split["val"] = [split["val"][i] for i in sorted(rng.permutation(len(split["val"]))[:max(limit // 4, 8)])]
+    out: dict[str, list] = {}
+    for name, sel in split.items():
+        audio = []
+        for r in sel:
+            x, sr = sf.read(data_dir / "ravdess" / r["file"], dtype="float32", always_2d=True)
+            if sr != SAMPLE_RATE:
+                raise SystemExit(f"error: {r['file']} is {sr} Hz, expected {SAMPLE_RATE}")
+            audio.append(x.mean(axis=1))
+        out[f"{name}_audio"] = audio
+        out[f"{name}_y"] = [ravdess_to_canon(r["emotion"]) for r in sel]
+        out[f"{name}_actor"] = [int(r["actor"]) for r in sel]
+        out[f"{name}_file"] = [r["file"] for r in sel]
+    return out
+
+
+# --------------------------------------------------------------------------------- augmentation
+
+def active_level(x: np.ndarray) -> float:
+    """RMS over the 30 ms frames within 35 dB of the loudest one (active speech level)."""
+    n = len(x) // 480
+    if n == 0:
+        return float(np.sqrt(np.mean(np.square(x)) + 1e-12))
+    e = np.mean(np.square(x[: n * 480].reshape(n, 480)), axis=1)
+    return float(np.sqrt(np.mean(e[e >= e.max() * 10 ** -3.5]) + 1e-12))
+
+
+def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
+    """Unit-RMS 1/f noise of n samples (spectral shaping of white noise)."""
+    spec = np.fft.rfft(rng.standard_normal(n))
+    f = np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE)
+    spec /= np.sqrt(np.maximum(f, 20.0))
+    x = np.fft.irfft(spec, n)
+    return (x / (np.std(x) + 1e-12)).astype(np.float32)
+
+
+def babble(pool: list[np.ndarray], n: int, rng: np.random.Generator) -> np.ndarray:
+    """Sum of the given speakers' clips, each at the same active level, circularly offset and
+    tiled to n samples; unit active level."""
+    out = np.zeros(n, np.float32)
+    for clip in pool:
+        c = clip / (active_level(clip) + 1e-9)
+        c = np.roll(np.tile(c, int(math.ceil(n / len(c))) + 1), -int(rng.integers(len(c))))[:n]
+        out += c
+    return out / (active_level(out) + 1e-9)
+
+
+def add_at_snr(signal: np.ndarray, noise: np.ndarray, snr_db: float) -> np.ndarray:
+    """signal + noise scaled so that active level(signal) / active level(noise) = snr_db."""
+    scale = active_level(signal) / (active_level(noise) + 1e-12) * 10 ** (-snr_db / 20)
+    return signal + noise * scale
+
+
+def reverb(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Convolve with a synthetic room impulse response: direct path plus exponentially decaying
+    noise (RT60 0.15-0.8 s, random direct-to-reverberant ratio); the level is kept."""
+    from scipy.signal import fftconvolve
+
+    rt60 = rng.uniform(0.15, 0.8)
+    t = np.arange(int(rt60 * SAMPLE_RATE)) / SAMPLE_RATE
+    ir = rng.standard_normal(len(t)) * np.exp(-6.9 * t / rt60)
+    ir[: int(0.002 * SAMPLE_RATE)] = 0.0                          # early reflections start after 2 ms
+    ir *= 10 ** (-rng.uniform(0, 12) / 20) / (np.sqrt(np.sum(ir ** 2)) + 1e-9)
+    ir[0] = 1.0
+    y = fftconvolve(x, ir)[: len(x)]
+    return (y * (active_level(x) / (active_level(y) + 1e-12))).astype(np.float32)
+
+
+def speed(x: np.ndarray, factor: float) -> np.ndarray:
+    """Speed perturbation (tempo and pitch together, as in Kaldi's 0.9/1.0/1.1 recipe)."""
+    from scipy.signal import resample_poly
+
+    down = int(round(20 * factor))
+    return x if down == 20 else resample_poly(x, 20, down).astype(np.float32)
+
+
+def augment_clip(x: np.ndarray, others: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """One random training-time rendering of a clip (before VAD gating)."""
+    x = speed(x, float(rng.choice([0.9, 0.95, 1.0, 1.0, 1.05, 1.1])))
+    if rng.random() < 0.3:
+        x = reverb(x, rng)
+    if rng.random() < 0.7:
+        y = x
+        kind = rng.random()
+        if kind < 0.7 and others:
+            k = int(rng.integers(1, min(6, len(others)) + 1))
+            pool = [others[i] for i in rng.choice(len(others), size=k, replace=False)]
+            y = add_at_snr(y, babble(pool, len(x), rng), rng.uniform(0, 25))
+        if kind > 0.4 or not others:
+            y = add_at_snr(y, pink_noise(len(x), rng), rng.uniform(5, 35))
+        x = y
+    x = x * 10 ** (rng.uniform(-20, 12) / 20)
+    return np.clip(x, -1.0, 1.0).astype(np.float32)
+
+
+def random_window(speech: np.ndarray, rng: np.random.Generator) -> np.ndarray | None:
+    """A window at a random offset in the gated speech (time shift); None if there is too little."""
+    if len(speech) < int(0.3 * SAMPLE_RATE):
+        return None
+    if len(speech) <= WINDOW_SAMPLES:
+        return speech
+    start = int(rng.integers(0, len(speech) - WINDOW_SAMPLES + 1))
+    return speech[start:start + WINDOW_SAMPLES]
+
+
+def spec_augment(f: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One time mask (<= 20 frames) and one frequency mask (<= 6 bands), each with p=0.5."""
+    f = f.copy()
+    if rng.random() < 0.5:
+        w = int(rng.integers(1, 21))
+        s = int(rng.integers(0, f.shape[0] - w))
+        f[s:s + w] = 0.0
+    if rng.random() < 0.5:
+        w = int(rng.integers(1, 7))
+        s = int(rng.integers(0, f.shape[1] - w))
+        f[:, s:s + w] = 0.0
+    return f
+
+
+def epoch_bank(data: dict, epoch: int, seed: int, variants: int, quiet: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The seeded bank of augmented training windows for one epoch (same on --resume)."""
+    from tqdm import tqdm
+
+    rng = np.random.default_rng([seed, epoch])
+    audio, ys, actors = data["train_audio"], data["train_y"], data["train_actor"]
+    feats, labels = [], []
+    for i in tqdm(range(len(audio)), desc=f"bank {epoch + 1}", disable=quiet, mininterval=5, file=sys.stdout):
+        other_idx = [j for j in rng.choice(len(audio), size=min(24, len(audio)), replace=False)
+                     if actors[j] != actors[i]]
+        others = [audio[j] for j in other_idx]
+        for _ in range(variants):
+            speech = speech_only(augment_clip(audio[i], others, rng), VAD_AGGRESSIVENESS)
+            win = random_window(speech, rng)
+            if win is None:
+                continue
+            feats.append(spec_augment(window_features(win), rng))
+            labels.append(ys[i])
+    order = rng.permutation(len(feats))
+    return np.stack(feats)[order], np.asarray(labels, np.int64)[order]
+
+
+def noisy_copy(audio: list[np.ndarray], actors: list[int], seed: int = NOISY_SEED) -> list[np.ndarray]:
+    """The noisy validation copy: each clip + babble of three other held-out speakers (one random
+    clip each, different actors from the clip's) at 10 dB SNR + pink noise at 20 dB SNR (active
+    speech levels). Seeded per clip, so it is identical across runs."""
+    out = []
+    for i, x in enumerate(audio):
+        rng = np.random.default_rng([seed, i])
+        others = sorted({a for a in actors if a != actors[i]})
+        chosen = rng.choice(others, size=min(3, len(others)), replace=False) if others else []
+        pool = []
+        for a in chosen:
+            idx = [j for j, b in enumerate(actors) if b == a]
+            pool.append(audio[int(rng.choice(idx))])
+        y = add_at_snr(x, babble(pool, len(x), rng), NOISY_BABBLE_SNR_DB) if pool else x
+        y = y + (add_at_snr(x, pink_noise(len(x), rng), NOISY_PINK_SNR_DB) - x)   # SNR re. the speech
+        out.append(np.clip(y, -1.0, 1.0).astype(np.float32))
+    return out
+
+
+# ---------------------------------------------------------------------------------------- model
+
+def build_model(tf, width: int = 24):
+    """A compact log-mel CNN: four conv stages, global average + max pooling over time/frequency."""
+    layers = tf.keras.layers
+    reg = tf.keras.regularizers.l2(1e-4)
+
+    def conv_bn(x, ch):
+        x = layers.Conv2D(ch, 3, padding="same", use_bias=False, kernel_regularizer=reg)(x)
+        x = layers.BatchNormalization()(x)
+        return layers.ReLU()(x)
+
+    inp = layers.Input(FEATURE_SHAPE, name="logmel")
+    x = conv_bn(inp, width)                        # 149x40
+    x = layers.MaxPooling2D(2)(x)                  # 74x20
+    x = conv_bn(x, width * 2)
+    x = layers.MaxPooling2D(2)(x)                  # 37x10
+    x = conv_bn(x, width * 3)
+    x = conv_bn(x, width * 3)
+    x = layers.MaxPooling2D(2)(x)                  # 18x5
+    x = conv_bn(x, width * 5)
+    x = layers.Concatenate()([layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)])
+    x = layers.Dropout(0.3)(x)
+    logits = layers.Dense(NUM_LABELS, name="logits", kernel_regularizer=reg, dtype="float32")(x)
+    probs = layers.Softmax(name="probs", dtype="float32")(logits)
+    return tf.keras.Model(inp, probs, name="voice_emotion")
+
+
+# ---------------------------------------------------------------------------------------- train
+
+def lr_at(epoch: int, epochs: int, base: float, warmup: int = 2) -> float:
+    if epoch < warmup:
+        return base * (epoch + 1) / warmup
+    t = (epoch - warmup) / max(1, epochs - warmup)
+    return 0.5 * base * (1 + math.cos(math.pi * t)) + 1e-5
+
+
+def clip_set(audio: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """All windows of all clips (the service's gating and windowing) and each window's clip id."""
+    feats, owner = [], []
+    for i, x in enumerate(audio):
+        f, _ = clip_windows(x, VAD_AGGRESSIVENESS)
+        feats.append(f)
+        owner += [i] * len(f)
+    return np.concatenate(feats), np.asarray(owner, np.int64)
+
+
+def clip_predictions(probs: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:
+    """Mean window probabilities per clip -> predicted class (clips without speech -> 0)."""
+    total = np.zeros((n, NUM_LABELS))
+    np.add.at(total, owner, probs)
+    return total.argmax(1)
+
+
+def export_tflite(tf, model, out_dir: Path, rep_feats: np.ndarray) -> tuple[Path, Path]:
+    saved = out_dir / "saved_model"
+    if saved.exists():
+        shutil.rmtree(saved)
+    model.export(str(saved), format="tf_saved_model", verbose=False)
+
+    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+    float_path = out_dir / "voice_emotion_float.tflite"
+    float_path.write_bytes(conv.convert())
+
+    def representative():
+        for f in rep_feats:
+            yield [f[None].astype(np.float32)]
+
+    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved))
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    conv.representative_dataset = representative
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.int8
+    conv.inference_output_type = tf.int8
+    int8_path = out_dir / "voice_emotion_int8.tflite"
+    int8_path.write_bytes(conv.convert())
+    return float_path, int8_path
+
+
+def evaluate_clips(path: Path, clips: list[np.ndarray], y: list[int]) -> dict:
+    """Clip-level report through VoiceClassifier, the service's code path."""
+    from edge.inference.voice import VoiceClassifier
+
+    clf = VoiceClassifier(path, num_threads=1)
+    preds, no_speech = [], 0
+    for x in clips:
+        probs, detail = clf.classify_clip(x)
+        no_speech += not detail.speech
+        preds.append(int(probs.argmax()))
+    rep = classification_report(np.asarray(y), np.asarray(preds))
+    rep["no_speech_clips"] = no_speech
+    return rep
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import tensorflow as tf
+
+    if args.threads:
+        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+        tf.config.threading.set_inter_op_parallelism_threads(1)
+    tf.keras.utils.set_random_seed(args.seed)
+    if args.bf16:
+        tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
+
+    t0 = time.time()
+    data = load_ravdess(Path(args.data), args.limit, args.seed)
+    noisy_val = noisy_copy(data["val_audio"], data["val_actor"])
+    val_clean_x, val_clean_owner = clip_set(data["val_audio"])
+    val_noisy_x, val_noisy_owner = clip_set(noisy_val)
+    n_val = len(data["val_audio"])
+    print(f"train {len(data['train_audio'])} clips (actors {sorted(set(data['train_actor']))})  "
+          f"val {n_val} clips (actors {sorted(set(data['val_actor']))}), "
+          f"{len(val_clean_x)} clean / {len(val_noisy_x)} noisy windows; loaded in {time.time() - t0:.0f}s",
+          flush=True)
+    assert not set(data["train_actor"]) & set(data["val_actor"]), "a validation actor is in training"
+
+    ckpt = out / "checkpoint.keras"
+    state_path = out / "train_state.json"
+    best_path = out / "best.weights.h5"
+    state: dict = {"epoch": 0, "best_score": -1.0, "history": []}
+    if args.resume and ckpt.is_file() and state_path.is_file():
+        model = tf.keras.models.load_model(ckpt)
+        state = json.loads(state_path.read_text())
+        print(f"resumed at epoch {state['epoch']}", flush=True)
+    else:
+        model = build_model(tf, args.width)
+        model.compile(
+            optimizer=tf.keras.optimizers.AdamW(learning_rate=args.lr, weight_decay=1e-4),
+            loss=tf.keras.losses.SparseCategoricalCrossentropy(),
+            metrics=["accuracy"],
+        )
+    print(f"parameters: {model.count_params():,}", flush=True)
+
+    bank_x = bank_y = None
+    for epoch in range(state["epoch"], args.epochs):
+        start = time.time()
+        bank_x, bank_y = epoch_bank(data, epoch, args.seed, args.variants, args.quiet)
+        t_bank = time.time() - start
+        model.optimizer.learning_rate.assign(lr_at(epoch, args.epochs, args.lr))
+        steps = len(bank_x) // args.batch
+        if args.steps:
+            steps = min(steps, args.steps) if steps else args.steps
+        n = max(steps * args.batch, min(len(bank_x), args.batch))
+        hist = model.fit(bank_x[:n], bank_y[:n], batch_size=args.batch, epochs=1, shuffle=False,
+                         verbose=2 if args.quiet else 1)
+        accs = {}
+        for name, x, owner in (("clean", val_clean_x, val_clean_owner), ("noisy", val_noisy_x, val_noisy_owner)):
+            probs = model.predict(x, batch_size=256, verbose=0)
+            accs[name] = float(np.mean(clip_predictions(probs, owner, n_val) == np.asarray(data["val_y"])))
+        score = accs["clean"] + accs["noisy"]
+        entry = {"epoch": epoch + 1, "loss": float(hist.history["loss"][-1]),
+                 "train_accuracy": float(hist.history["accuracy"][-1]), "val_clean": accs["clean"],
+                 "val_noisy": accs["noisy"], "lr": lr_at(epoch, args.epochs, args.lr),
+                 "windows": int(n), "bank_s": round(t_bank, 1), "epoch_s": round(time.time() - start, 1)}
+        state["history"].append(entry)
+        if score > state["best_score"]:
+            state["best_score"] = score
+            state["best_epoch"] = epoch + 1
+            model.save_weights(best_path)
+        state["epoch"] = epoch + 1
+        model.save(ckpt)
+        state_path.write_text(json.dumps(state, indent=1))
+        print(f"epoch {epoch + 1}/{args.epochs}: loss {entry['loss']:.3f}  val clip acc clean "
+              f"{accs['clean']:.4f} noisy {accs['noisy']:.4f}  ({entry['epoch_s']:.0f}s, bank {t_bank:.0f}s)",
+              flush=True)
+
+    # rebuild in float32 for export (mixed-precision variables are float32 already)
+    tf.keras.mixed_precision.set_global_policy("float32")
+    trained = model
+    model = build_model(tf, args.width)
+    model.set_weights(trained.get_weights())
+    if args.select == "best" and best_path.is_file():
+        model.load_weights(best_path)
+
+    if bank_x is None:
+        bank_x, _ = epoch_bank(data, max(state["epoch"] - 1, 0), args.seed, args.variants, args.quiet)
+    rng = np.random.default_rng(args.seed)
+    rep_feats = bank_x[rng.choice(len(bank_x), size=min(400, len(bank_x)), replace=False)]
+    float_path, int8_path = export_tflite(tf, model, out, rep_feats)
+
+    metrics: dict = {
+        "parameters": int(model.count_params()), "epochs": state["epoch"], "selected": args.select,
+        "best_epoch": state.get("best_epoch"), "seed": args.seed,
+        "window_s": WINDOW_S, "hop_s": HOP_S, "feature_shape": list(FEATURE_SHAPE),
+        "vad_aggressiveness": VAD_AGGRESSIVENESS, "aggregation": "mean of window probabilities",
+        "train_actors": sorted(set(data["train_actor"])), "val_actors": sorted(set(data["val_actor"])),
+        "noisy_protocol": {"babble_snr_db": NOISY_BABBLE_SNR_DB, "babble_speakers": 3,
+                           "pink_snr_db": NOISY_PINK_SNR_DB, "seed": NOISY_SEED,
+                           "level": "active speech level (30 ms frames within 35 dB of the loudest)"},
+        "history": state["history"],
+    }
+    for kind, path in (("float", float_path), ("int8", int8_path)):
+        metrics[kind] = {
+            "bytes": path.stat().st_size,
+            "clean": evaluate_clips(path, data["val_audio"], data["val_y"]),
+            "noisy": evaluate_clips(path, noisy_val, data["val_y"]),
+        }
+    metrics["labels"] = list(LABELS)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    for kind in ("float", "int8"):
+        c, nz = metrics[kind]["clean"], metrics[kind]["noisy"]
+        print(f"{kind} ({metrics[kind]['bytes']} bytes): actors 17-20 clip acc clean {c['accuracy']:.4f} "
+              f"(balanced {c['balanced_accuracy']:.4f}), noisy {nz['accuracy']:.4f} "
+              f"(balanced {nz['balanced_accuracy']:.4f})", flush=True)
+    if args.install:
+        dest = ROOT / "models_tflite" / "voice_emotion_int8.tflite"
+        dest.parent.mkdir(exist_ok=True)
+        shutil.copyfile(int8_path, dest)
+        shutil.copyfile(out / "metrics.json", ROOT / "models_tflite" / "voice_emotion_metrics.json")
+        print(f"installed {dest}", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
