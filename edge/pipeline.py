@@ -1,0 +1,413 @@
+"""The analysis pipeline: face and voice stages in worker threads, fusion, and state publication.
+
+Data flow: camera source -> ``LatestSlot`` -> face worker (detect, select, crop, classify) and
+microphone source -> ``AudioRing`` -> voice worker (webrtcvad gating, sliding windows over speech
+only, classify). Workers hand results to the event loop with ``call_soon_threadsafe``; the loop
+fuses them and publishes an ``EmotionState`` on ``hub.states`` for every result, plus a heartbeat
+state when nothing arrives (an empty room still produces states). The face worker always takes the
+newest frame: when it falls behind, frames are skipped, never queued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from typing import Any, Protocol
+
+import numpy as np
+
+from edge.capture.camera import CameraSource, Frame, LatestSlot
+from edge.capture.microphone import SAMPLE_RATE, AudioRing, MicrophoneSource
+from edge.config import Config
+from edge.events import EmotionState, ModalityReading
+from edge.fusion import Fusion, distress_score
+from edge.hub import Hub
+from edge.labels import LABELS
+
+log = logging.getLogger(__name__)
+
+VAD_FRAME_SAMPLES = SAMPLE_RATE * 30 // 1000     # webrtcvad: 30 ms frames
+VAD_HANGOVER_FRAMES = 3                          # 90 ms of context kept either side of speech
+
+
+class Timings:
+    """Recent stage latencies (ms) and totals."""
+
+    def __init__(self, keep: int = 1024):
+        self.recent: deque[float] = deque(maxlen=keep)
+        self.count = 0
+        self.total_ms = 0.0
+
+    def add(self, ms: float) -> None:
+        self.recent.append(ms)
+        self.count += 1
+        self.total_ms += ms
+
+    def percentile(self, q: float) -> float:
+        return float(np.percentile(np.fromiter(self.recent, float), q)) if self.recent else 0.0
+
+
+# ------------------------------------------------------------------------------------ face stage
+
+class Detector(Protocol):
+    def detect(self, frame_bgr: np.ndarray) -> list[Any]: ...
+
+
+class Classifier(Protocol):
+    def classify(self, crop: np.ndarray) -> np.ndarray: ...
+
+
+def _box(det: Any) -> list[int]:
+    return [int(round(det.x)), int(round(det.y)), int(round(det.w)), int(round(det.h))]
+
+
+class FaceStage:
+    """detect -> pick the patient (largest | central; ``all`` scores every face and reports the
+    most distressed) -> crop with margin -> classify."""
+
+    def __init__(self, detector: Detector, classifier: Classifier, *, select: str = "largest",
+                 margin: float = 0.15, distress_weights: dict[str, float] | None = None,
+                 select_faces: Callable[..., list[Any]] | None = None,
+                 crop_face: Callable[..., np.ndarray] | None = None):
+        if select_faces is None or crop_face is None:
+            from edge.inference import detector as det_mod
+
+            select_faces = select_faces or det_mod.select_faces
+            crop_face = crop_face or det_mod.crop_face
+        self.detector = detector
+        self.classifier = classifier
+        self.select = select
+        self.margin = margin
+        self.distress_weights = distress_weights or {}
+        self._select_faces = select_faces
+        self._crop_face = crop_face
+        self.timings = Timings()
+
+    def process(self, frame: Frame) -> tuple[ModalityReading | None, dict[str, Any]]:
+        """One frame -> (reading, detail); reading is None when no face is in view."""
+        start = time.perf_counter()
+        dets = self.detector.detect(frame.image)
+        chosen = self._select_faces(dets, frame.image.shape, self.select)
+        scored = []
+        for det in chosen:
+            probs = np.asarray(self.classifier.classify(self._crop_face(frame.image, det, self.margin)),
+                               dtype=np.float64)
+            scored.append((distress_score(probs, self.distress_weights), det, probs))
+        ms = (time.perf_counter() - start) * 1000.0
+        self.timings.add(ms)
+        detail: dict[str, Any] = {"faces": len(dets), "latency_ms": round(ms, 2)}
+        if not scored:
+            return None, detail
+        _, det, probs = max(scored, key=lambda s: s[0]) if self.select == "all" else scored[0]
+        detail.update(box=_box(det), detector_score=round(float(det.score), 3))
+        if self.select == "all":
+            detail["scored"] = [{"box": _box(d), "label": LABELS[int(np.argmax(p))],
+                                 "confidence": round(float(p.max()), 3), "distress": round(s, 3)}
+                                for s, d, p in scored]
+        probs = probs / max(float(probs.sum()), 1e-9)
+        reading = ModalityReading("face", frame.t, tuple(float(p) for p in probs), float(probs.max()), detail)
+        return reading, detail
+
+
+# ----------------------------------------------------------------------------------- voice stage
+
+WindowClassifier = Callable[[np.ndarray], np.ndarray]
+
+
+class VoiceStage:
+    """Streaming speech gating and classification.
+
+    Every 30 ms frame goes through webrtcvad; speech frames (with a little context either side)
+    fill a buffer holding the last ``window_s`` of speech. Every ``hop_s`` of audio, if new speech
+    arrived and the buffer holds at least ``min_speech_s``, the buffer is classified; otherwise the
+    stage reports "no speech". ``silence_reset_s`` of silence clears the buffer.
+    """
+
+    def __init__(self, classify_window: WindowClassifier, *, aggressiveness: int = 2, hop_s: float = 0.5,
+                 min_speech_s: float = 0.6, window_s: float = 1.5, silence_reset_s: float = 3.0,
+                 vad: Any = None):
+        if vad is None:
+            import webrtcvad
+
+            vad = webrtcvad.Vad(aggressiveness)
+        self.vad = vad
+        self.classify_window = classify_window
+        self.hop = int(hop_s * SAMPLE_RATE)
+        self.min_speech = int(min_speech_s * SAMPLE_RATE)
+        self.window = int(window_s * SAMPLE_RATE)
+        self.silence_reset_frames = int(silence_reset_s * SAMPLE_RATE / VAD_FRAME_SAMPLES)
+        max_frames = -(-self.window // VAD_FRAME_SAMPLES)
+        self._speech: deque[np.ndarray] = deque(maxlen=max_frames)
+        self._preroll: deque[np.ndarray] = deque(maxlen=VAD_HANGOVER_FRAMES)
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._hangover = 0
+        self._silent_frames = 0
+        self._new_speech = 0         # speech frames since the last hop
+        self._since_hop = 0          # samples since the last hop
+        self.timings = Timings()     # ms per classified window
+        self.busy_ms = 0.0           # all time spent (VAD + features + model)
+        self.audio_s = 0.0           # audio seconds fed
+
+    @property
+    def ms_per_audio_s(self) -> float:
+        return self.busy_ms / self.audio_s if self.audio_s else 0.0
+
+    def feed(self, samples: np.ndarray, t_end: float) -> list[tuple[ModalityReading | None, float, dict[str, Any]]]:
+        """New int16 audio whose last sample was captured at ``t_end`` -> one (reading or None,
+        t, detail) per hop boundary crossed."""
+        start = time.perf_counter()
+        self.audio_s += len(samples) / SAMPLE_RATE
+        x = np.concatenate([self._pending, np.asarray(samples, dtype=np.int16)]) if len(self._pending) else \
+            np.asarray(samples, dtype=np.int16)
+        n_frames = len(x) // VAD_FRAME_SAMPLES
+        self._pending = x[n_frames * VAD_FRAME_SAMPLES:].copy()
+        out = []
+        for i in range(n_frames):
+            frame = x[i * VAD_FRAME_SAMPLES:(i + 1) * VAD_FRAME_SAMPLES]
+            self._vad_frame(frame)
+            self._since_hop += VAD_FRAME_SAMPLES
+            if self._since_hop >= self.hop:
+                self._since_hop -= self.hop
+                remaining = len(x) - (i + 1) * VAD_FRAME_SAMPLES
+                out.append(self._hop(t_end - remaining / SAMPLE_RATE))
+        self.busy_ms += (time.perf_counter() - start) * 1000.0
+        return out
+
+    def _vad_frame(self, frame: np.ndarray) -> None:
+        speech = self.vad.is_speech(frame.tobytes(), SAMPLE_RATE)
+        if speech:
+            if self._hangover == 0 and self._preroll:      # speech starts: keep the context before it
+                self._speech.extend(self._preroll)
+                self._preroll.clear()
+            self._speech.append(frame)
+            self._hangover = VAD_HANGOVER_FRAMES
+            self._new_speech += 1
+            self._silent_frames = 0
+            return
+        self._silent_frames += 1
+        if self._hangover > 0:
+            self._hangover -= 1
+            self._speech.append(frame)
+        else:
+            self._preroll.append(frame)
+        if self._silent_frames >= self.silence_reset_frames:
+            self._speech.clear()
+
+    def _hop(self, t: float) -> tuple[ModalityReading | None, float, dict[str, Any]]:
+        speech_samples = len(self._speech) * VAD_FRAME_SAMPLES
+        detail: dict[str, Any] = {"speech_s": round(speech_samples / SAMPLE_RATE, 2),
+                                  "new_speech_s": round(self._new_speech * VAD_FRAME_SAMPLES / SAMPLE_RATE, 2)}
+        new = self._new_speech
+        self._new_speech = 0
+        if new == 0 or speech_samples < self.min_speech:
+            return None, t, detail
+        start = time.perf_counter()
+        audio = np.concatenate(list(self._speech))[-self.window:]
+        probs = np.asarray(self.classify_window(audio.astype(np.float32) / 32768.0), dtype=np.float64)
+        ms = (time.perf_counter() - start) * 1000.0
+        self.timings.add(ms)
+        probs = probs / max(float(probs.sum()), 1e-9)
+        coverage = min(1.0, speech_samples / self.window)
+        detail["latency_ms"] = round(ms, 2)
+        reading = ModalityReading("voice", t, tuple(float(p) for p in probs),
+                                  float(probs.max()) * coverage, detail)
+        return reading, t, detail
+
+
+# -------------------------------------------------------------------------------------- pipeline
+
+class Pipeline:
+    """Runs the sources and stage workers; fuses and publishes states on the event loop."""
+
+    def __init__(self, hub: Hub, config: Config, *, face: FaceStage | None = None,
+                 voice: VoiceStage | None = None, camera: CameraSource | None = None,
+                 microphone: MicrophoneSource | None = None, slot: LatestSlot | None = None,
+                 ring: AudioRing | None = None, clock: Callable[[], float] = time.monotonic,
+                 heartbeat_s: float = 1.0, analysis_fps: float | None = None):
+        self.hub = hub
+        self.config = config
+        self.face = face
+        self.voice = voice
+        self.camera = camera
+        self.microphone = microphone
+        self.slot = slot or (camera.slot if camera else LatestSlot())
+        self.ring = ring or (microphone.ring if microphone else AudioRing())
+        self.clock = clock
+        self.heartbeat_s = heartbeat_s
+        self.period = 1.0 / (analysis_fps or config.face.analysis_fps)
+        self.fusion = Fusion(config.fusion, clock=clock)
+        self.frames_analysed = 0
+        self.states_published = 0
+        self.first_state_at: float | None = None     # time.monotonic() of the first state
+        self.sources_ended = asyncio.Event()
+        self._stop = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._last_publish = 0.0
+        self._mode = ""
+        self._errors: dict[str, str] = {}
+
+    # ---- thread -> loop
+    def _post(self, fn: Callable[..., None], *args: Any) -> None:
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # loop closing during shutdown
+                loop.call_soon_threadsafe(fn, *args)
+
+    def health_callback(self, name: str, status: str, detail: str) -> None:
+        """Thread-safe health report from a source."""
+        self._post(self._on_health, name, status, detail)
+
+    def _on_health(self, name: str, status: str, detail: str) -> None:
+        prev = self.hub.health.get(name)
+        if prev is None or prev.status != status or (status != "ok" and prev.detail != detail):
+            level = logging.INFO if status in ("ok", "disabled") else logging.WARNING
+            log.log(level, "%s %s: %s", name, status, detail)
+        self.hub.set_health(name, status, detail)
+        modality = {"camera": "face", "microphone": "voice"}.get(name)
+        if modality and status != "ok":
+            self.fusion.forget(modality)
+        self.update_mode()
+        if ((self.camera is None or self.camera.ended.is_set())
+                and (self.microphone is None or self.microphone.ended.is_set())
+                and (self.camera or self.microphone)):
+            self.sources_ended.set()
+
+    def _modality_status(self, stage: object, source_name: str, stage_name: str) -> tuple[bool, str]:
+        if stage is None:
+            h = self.hub.health.get(stage_name)
+            return False, f"{stage_name} {h.status if h else 'disabled'}"
+        h = self.hub.health.get(source_name)
+        if h is None or h.status != "ok":
+            return False, f"{source_name} {h.status if h else 'starting'}"
+        return True, ""
+
+    def update_mode(self) -> None:
+        face_ok, face_why = self._modality_status(self.face if self.camera else None, "camera", "face")
+        voice_ok, voice_why = self._modality_status(self.voice if self.microphone else None, "microphone", "voice")
+        if face_ok and voice_ok:
+            status, mode = "ok", "face + voice"
+        elif face_ok:
+            status, mode = "degraded", f"face only ({voice_why})"
+        elif voice_ok:
+            status, mode = "degraded", f"voice only ({face_why})"
+        else:
+            status, mode = "down", f"no modality ({face_why}; {voice_why})"
+        if mode != self._mode:
+            if self._mode:
+                log.log(logging.INFO if status == "ok" else logging.WARNING, "pipeline running %s", mode)
+            self._mode = mode
+        self.hub.set_health("pipeline", status, mode)
+
+    def _on_result(self, modality: str, reading: ModalityReading | None, t: float, detail: dict[str, Any]) -> None:
+        if reading is not None:
+            self.fusion.observe(reading)
+        else:
+            self.fusion.observe_absent(modality, t, detail)
+        self._publish()
+
+    def _publish(self) -> EmotionState:
+        state = self.fusion.state(self.clock())
+        self.hub.states.publish(state)
+        self.states_published += 1
+        self._last_publish = time.monotonic()
+        if self.first_state_at is None:
+            self.first_state_at = self._last_publish
+        return state
+
+    def _stage_error(self, name: str, exc: BaseException) -> None:
+        msg = f"{type(exc).__name__}: {exc}"
+        if self._errors.get(name) != msg:
+            self._errors[name] = msg
+            log.error("%s stage failed on one input: %s", name, msg)
+        self.hub.set_health(name, "degraded", msg)
+
+    # ---- workers
+    def _face_worker(self) -> None:
+        assert self.face is not None
+        next_due = -1e18
+        tolerance = 0.01   # timestamp jitter of live cameras
+        while not self._stop.is_set():
+            frame = self.slot.get(timeout=0.25)
+            if frame is None or frame.t < next_due - tolerance:
+                continue   # analysis fps: skip frames that come before the next analysis is due
+            next_due = max(next_due + self.period, frame.t)
+            try:
+                reading, detail = self.face.process(frame)
+            except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the stage
+                self._post(self._stage_error, "face", exc)
+                continue
+            self.frames_analysed += 1
+            self._post(self._on_result, "face", reading, frame.t, detail)
+
+    def _voice_worker(self) -> None:
+        assert self.voice is not None
+        while not self._stop.is_set():
+            got = self.ring.read(timeout=0.25)
+            if got is None:
+                continue
+            try:
+                results = self.voice.feed(*got)
+            except Exception as exc:  # noqa: BLE001
+                self._post(self._stage_error, "voice", exc)
+                continue
+            for reading, t, detail in results:
+                self._post(self._on_result, "voice", reading, t, detail)
+
+    def metrics(self) -> dict[str, float]:
+        m: dict[str, float] = {"frames_analysed": float(self.frames_analysed),
+                               "states": float(self.states_published),
+                               "frames_dropped": float(self.slot.dropped),
+                               "audio_overrun_s": self.ring.overrun_samples / SAMPLE_RATE}
+        if self.face is not None:
+            m["face_ms_p50"] = round(self.face.timings.percentile(50), 3)
+            m["face_ms_p95"] = round(self.face.timings.percentile(95), 3)
+        if self.voice is not None:
+            m["voice_ms_per_audio_s"] = round(self.voice.ms_per_audio_s, 3)
+            m["voice_window_ms_p50"] = round(self.voice.timings.percentile(50), 3)
+        return m
+
+    # ---- lifecycle
+    async def run(self, stop: asyncio.Event) -> None:
+        """Start sources and workers, publish until ``stop`` is set, then stop everything."""
+        self._loop = asyncio.get_running_loop()
+        if self.face is not None and self.camera is not None:
+            self._threads.append(threading.Thread(target=self._face_worker, name="face-stage", daemon=True))
+        if self.voice is not None and self.microphone is not None:
+            self._threads.append(threading.Thread(target=self._voice_worker, name="voice-stage", daemon=True))
+        self.update_mode()
+        for source in (self.camera, self.microphone):
+            if source is not None:
+                source.start()
+        for th in self._threads:
+            th.start()
+        last_frames, last_t = 0, time.monotonic()
+        try:
+            while not stop.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self.heartbeat_s)
+                now = time.monotonic()
+                if now - self._last_publish >= self.heartbeat_s:
+                    self._publish()
+                m = self.metrics()
+                m["fps"] = round((self.frames_analysed - last_frames) / max(now - last_t, 1e-6), 2)
+                last_frames, last_t = self.frames_analysed, now
+                self.hub.metrics.update(m)
+        finally:
+            await asyncio.to_thread(self.shutdown)
+
+    def shutdown(self, timeout: float = 1.0) -> None:
+        """Stop sources and workers (blocking; each join bounded by ``timeout``)."""
+        self._stop.set()
+        self.slot.close()
+        self.ring.close()
+        for source in (self.camera, self.microphone):
+            if source is not None:
+                source.stop(timeout)
+        for th in self._threads:
+            th.join(timeout)

@@ -1,0 +1,347 @@
+"""The service: builds the pipeline and outputs from a Config, supervises them, stops cleanly.
+
+``Service(config).run()`` loads the models (a model that fails leaves its modality down; the other
+one still runs), starts every output that exists (alarm, GPIO, store, web, MQTT, systemd watchdog;
+each imported lazily, restarted with backoff when it fails, reported in ``hub.health``), then the
+capture sources and stage workers. SIGINT/SIGTERM set the stop event: capture stops, outputs flush
+and release (buzzer off), and everything is down within ``SHUTDOWN_S``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import importlib
+import logging
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from edge import config as config_mod
+from edge.capture import Backoff, CaptureError, MediaClock
+from edge.capture.camera import CameraSource, LatestSlot, VideoFileReader, make_reader
+from edge.capture.microphone import AudioFileBackend, AudioRing, MicrophoneSource, make_backend
+from edge.config import Config
+from edge.hub import Hub
+from edge.inference.runtime import ModelError
+from edge.pipeline import FaceStage, Pipeline, VoiceStage
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_S = 1.8
+Serve = Callable[[Hub, asyncio.Event], Awaitable[None]]
+
+# name -> (module, [config section whose `enabled` gates it] or None)
+OUTPUTS: dict[str, tuple[str, str | None]] = {
+    "store": ("edge.store", None),
+    "alarm": ("edge.alarm_service", None),
+    "gpio": ("edge.outputs.gpio", "gpio"),
+    "web": ("edge.outputs.web", "web"),
+    "mqtt": ("edge.outputs.mqtt", "mqtt"),
+    "watchdog": ("edge.watchdog", None),
+}
+
+
+def load_face_stage(cfg: Config) -> FaceStage:
+    from edge.inference.detector import FaceDetector
+    from edge.inference.face import FaceClassifier
+
+    threads = cfg.service.inference_threads
+    detector = FaceDetector(cfg.model_path(cfg.face.detector), num_threads=threads,
+                            min_score=cfg.face.min_detection_score)
+    classifier = FaceClassifier(cfg.model_path(cfg.face.model), num_threads=threads)
+    stage = FaceStage(detector, classifier, select=cfg.face.select, margin=cfg.face.margin,
+                      distress_weights=cfg.fusion.distress_weights)
+    stage.models = [detector.info(), classifier.model.info()]  # type: ignore[attr-defined]
+    return stage
+
+
+def load_voice_stage(cfg: Config) -> VoiceStage:
+    from edge.inference.voice import VoiceClassifier
+
+    clf = VoiceClassifier(cfg.model_path(cfg.voice.model), num_threads=cfg.service.inference_threads,
+                          aggressiveness=cfg.voice.vad_aggressiveness)
+    stage = VoiceStage(clf.classify_window, aggressiveness=cfg.voice.vad_aggressiveness,
+                       hop_s=cfg.voice.hop_s, min_speech_s=cfg.voice.min_speech_s,
+                       window_s=getattr(clf, "window_s", 1.5))
+    stage.models = [clf.model.info()]  # type: ignore[attr-defined]
+    return stage
+
+
+def check_media(cfg: Config) -> None:
+    """Open configured media files once; raise CaptureError (one line) when one is missing or bad."""
+    if cfg.camera.backend == "file":
+        reader = VideoFileReader(cfg.camera.file, loop=False)
+        try:
+            reader.open()
+            reader.read()
+        finally:
+            reader.close()
+    if cfg.microphone.backend == "file":
+        backend = AudioFileBackend(cfg.microphone.file)
+        try:
+            backend.open()
+        finally:
+            backend.close()
+
+
+class Service:
+    """One running MedTrack box."""
+
+    def __init__(self, config: Config, *, outputs: list[str] | None = None,
+                 stop_when_sources_end: bool = False, retry_first_s: float = 0.5,
+                 face_stage: FaceStage | None = None, voice_stage: VoiceStage | None = None,
+                 pace_fps: float | None = None, analysis_fps: float | None = None):
+        self.config = config
+        self.output_names = list(OUTPUTS) if outputs is None else outputs
+        self.stop_when_sources_end = stop_when_sources_end
+        self.retry_first_s = retry_first_s
+        self.pace_fps = pace_fps
+        self.analysis_fps = analysis_fps
+        self._face_stage = face_stage
+        self._voice_stage = voice_stage
+        asap = ((config.camera.backend == "file" and not config.camera.realtime)
+                or (config.microphone.backend == "file" and not config.microphone.realtime))
+        self.clock: Callable[[], float] = MediaClock() if asap else time.monotonic
+        self.hub = Hub(config)
+        self.pipeline: Pipeline | None = None
+        self.stop_event: asyncio.Event | None = None
+        self.output_tasks: dict[str, asyncio.Task[None]] = {}
+        self.ready_at: float | None = None
+
+    # ------------------------------------------------------------------------------- building
+    def _load_stage(self, name: str, enabled: bool, loader: Callable[[Config], Any], given: Any) -> Any:
+        if given is not None:
+            self.hub.set_health(name, "ok", "injected")
+            return given
+        if not enabled:
+            self.hub.set_health(name, "disabled", f"[{name}] enabled = false")
+            return None
+        try:
+            stage = loader(self.config)
+        except (ModelError, ImportError, ValueError) as exc:
+            log.error("%s model not loaded: %s", name, exc)
+            self.hub.set_health(name, "down", str(exc))
+            return None
+        self.hub.models.extend(getattr(stage, "models", []))
+        self.hub.set_health(name, "ok", ", ".join(m.get("file", "?") for m in getattr(stage, "models", [])))
+        return stage
+
+    def build(self) -> Pipeline:
+        cfg = self.config
+        face = self._load_stage("face", cfg.face.enabled, load_face_stage, self._face_stage)
+        voice = self._load_stage("voice", cfg.voice.enabled, load_voice_stage, self._voice_stage)
+        media = isinstance(self.clock, MediaClock)
+        slot = LatestSlot(lossless=media and cfg.camera.backend == "file")
+        ring = AudioRing(seconds=4.0, lossless=media and cfg.microphone.backend == "file")
+        pipeline_ref: list[Pipeline] = []
+
+        def on_health(name: str, status: str, detail: str) -> None:
+            pipeline_ref[0].health_callback(name, status, detail)
+
+        camera = microphone = None
+        reader_factory = make_reader(cfg.camera, pace_fps=self.pace_fps)
+        if face is None or reader_factory is None:
+            self.hub.set_health("camera", "disabled", "no face stage" if face is None else "camera.backend = 'none'")
+        else:
+            camera = CameraSource(reader_factory, slot, on_health, clock=self.clock,
+                                  realtime=cfg.camera.realtime, retry_first_s=self.retry_first_s,
+                                  retry_max_s=cfg.camera.retry_max_s)
+        backend_factory = make_backend(cfg.microphone, self.clock)
+        if voice is None or backend_factory is None:
+            self.hub.set_health("microphone", "disabled",
+                                "no voice stage" if voice is None else "microphone.backend = 'none'")
+        else:
+            microphone = MicrophoneSource(backend_factory, ring, on_health, retry_first_s=self.retry_first_s,
+                                          retry_max_s=cfg.microphone.retry_max_s)
+        pipeline = Pipeline(self.hub, cfg, face=face, voice=voice, camera=camera, microphone=microphone,
+                            slot=slot, ring=ring, clock=self.clock, analysis_fps=self.analysis_fps)
+        pipeline_ref.append(pipeline)
+        pipeline.update_mode()
+        self.pipeline = pipeline
+        return pipeline
+
+    # -------------------------------------------------------------------------------- outputs
+    def _resolve_output(self, name: str) -> Serve | None:
+        module_name, section = OUTPUTS[name]
+        if section is not None and not getattr(getattr(self.config, section), "enabled", True):
+            self.hub.set_health(name, "disabled", f"[{section}] enabled = false")
+            return None
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:
+                if name == "web":
+                    log.info("web output not installed; serving the minimal /api/status")
+                    return serve_minimal_status
+                log.debug("output %s not available (%s)", name, module_name)
+                return None
+            log.error("output %s cannot be imported: %s", name, exc)
+            self.hub.set_health(name, "down", f"import failed: {exc}")
+            return None
+        except Exception as exc:  # noqa: BLE001 - a broken output must not stop the service
+            log.error("output %s cannot be imported: %s", name, exc)
+            self.hub.set_health(name, "down", f"import failed: {exc}")
+            return None
+        return module.serve
+
+    async def _supervise(self, name: str, serve: Serve, stop: asyncio.Event) -> None:
+        backoff = Backoff(1.0, 30.0)
+        while not stop.is_set():
+            started = time.monotonic()
+            try:
+                await serve(self.hub, stop)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - restart the output, keep the pipeline
+                if time.monotonic() - started > 60:
+                    backoff.reset()
+                delay = backoff.next()
+                log.error("output %s failed: %s; restarting in %.0f s", name, exc, delay)
+                self.hub.set_health(name, "down", f"{type(exc).__name__}: {exc}; restarting")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+
+    # -------------------------------------------------------------------------------- running
+    def request_stop(self) -> None:
+        if self.stop_event is not None:
+            self.stop_event.set()
+
+    async def run(self, stop: asyncio.Event | None = None, install_signals: bool = False) -> int:
+        """Run until ``stop`` is set (or a signal, or the end of play-once files). Returns 0."""
+        stop = stop or asyncio.Event()
+        self.stop_event = stop
+        loop = asyncio.get_running_loop()
+        if install_signals:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+        pipeline = self.build()
+        if "store" in self.output_names:  # the durable recorder goes in before any alarm can fire
+            with contextlib.suppress(ModuleNotFoundError):
+                importlib.import_module("edge.store").attach(self.hub)
+        for name in self.output_names:
+            serve = self._resolve_output(name)
+            if serve is not None:
+                self.output_tasks[name] = asyncio.create_task(self._supervise(name, serve, stop),
+                                                              name=f"output-{name}")
+        pipe_task = asyncio.create_task(pipeline.run(stop), name="pipeline")
+        ender = asyncio.create_task(self._stop_when_ended(pipeline, stop), name="sources-ended")
+        self.ready_at = time.monotonic()
+        if "watchdog" in self.output_tasks:
+            importlib.import_module("edge.watchdog").mark_ready(self.hub, "running")
+        log.info("MedTrack running (%s; outputs: %s)", self.hub.health["pipeline"].detail,
+                 ", ".join(self.output_tasks) or "none")
+        try:
+            await stop.wait()
+        finally:
+            stop.set()
+            ender.cancel()
+            await self._shutdown(pipe_task)
+            if install_signals:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+        return 0
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        log.info("%s received: stopping", sig.name)
+        self.request_stop()
+
+    async def _stop_when_ended(self, pipeline: Pipeline, stop: asyncio.Event) -> None:
+        if not self.stop_when_sources_end:
+            return
+        await pipeline.sources_ended.wait()
+        log.info("all media files played: stopping")
+        stop.set()
+
+    async def _shutdown(self, pipe_task: asyncio.Task[None]) -> None:
+        started = time.monotonic()
+        tasks = [pipe_task, *self.output_tasks.values()]
+        done, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_S)
+        for task in pending:
+            log.warning("%s did not stop within %.1f s; cancelling it", task.get_name(), SHUTDOWN_S)
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=0.2)
+        for task in done:
+            if not task.cancelled() and task.exception() is not None:
+                log.error("%s ended with an error: %s", task.get_name(), task.exception())
+        log.info("stopped in %.2f s", time.monotonic() - started)
+
+
+# ------------------------------------------------------------------------ minimal status server
+
+def status_document(hub: Hub) -> dict[str, Any]:
+    """The latest EmotionState and source health, as served by GET /api/status."""
+    state = hub.latest_state
+    return {
+        "device_id": hub.config.service.device_id,
+        "uptime_s": round(hub.uptime_s(), 1),
+        "state": state.to_dict() if state is not None else None,
+        "health": {name: h.to_dict() for name, h in hub.health.items()},
+        "metrics": dict(hub.metrics),
+        "alarm": hub.alarm_snapshot(),
+    }
+
+
+async def serve_minimal_status(hub: Hub, stop: asyncio.Event) -> None:
+    """Fallback web output (only when edge.outputs.web is absent): GET /api/status as JSON."""
+    from aiohttp import web
+
+    async def status(_request: web.Request) -> web.Response:
+        return web.json_response(status_document(hub))
+
+    app = web.Application()
+    app.router.add_get("/api/status", status)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    cfg = hub.config.web
+    try:
+        site = web.TCPSite(runner, cfg.host, cfg.port)
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise RuntimeError(f"cannot listen on {cfg.host}:{cfg.port} ({exc.strerror}); "
+                           "set [web] port or stop the other program") from None
+    hub.set_health("web", "ok", f"minimal status on {cfg.host}:{cfg.port}")
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+# ----------------------------------------------------------------------------------------- CLI
+
+def apply_media_args(cfg: Config, video: str | None, audio: str | None) -> Config:
+    """`--video FILE --audio FILE`: a user's recordings, paced in real time and played once."""
+    changes: dict[str, dict[str, Any]] = {}
+    if video:
+        changes["camera"] = {"backend": "file", "file": video, "realtime": True, "loop": False}
+    if audio:
+        changes["microphone"] = {"backend": "file", "file": audio, "realtime": True, "loop": False}
+    if video and not audio:
+        changes["microphone"] = {"backend": "none"}
+    if audio and not video:
+        changes["camera"] = {"backend": "none"}
+    return config_mod.replace(cfg, **changes) if changes else cfg
+
+
+def cli_run(args: argparse.Namespace) -> int:
+    """`medtrack run [--config FILE] [--video FILE] [--audio FILE]`."""
+    from edge import logsetup
+
+    cfg = config_mod.load(getattr(args, "config", None))
+    video, audio = getattr(args, "video", None), getattr(args, "audio", None)
+    cfg = apply_media_args(cfg, video, audio)
+    logsetup.setup(cfg.service.log_level)
+    try:
+        check_media(cfg)
+    except CaptureError as exc:
+        print(f"medtrack: {exc}", file=sys.stderr)
+        return 2
+    service = Service(cfg, stop_when_sources_end=bool(video or audio))
+    return asyncio.run(service.run(install_signals=True))
+
