@@ -1,0 +1,257 @@
+"""Evaluate the shipped face or voice model through the service's own inference code.
+
+    python scripts/evaluate.py face  --npz FILE [--model PATH]
+    python scripts/evaluate.py voice --dir DIR  [--model PATH]
+
+face: FILE holds ``images`` uint8 [N,48,48] and ``labels`` [N] in FER-2013 order (0 angry .. 6
+neutral); each image goes through ``FaceClassifier`` (the service's preprocessing).
+voice: DIR holds ``index.csv`` with columns ``file`` (path relative to DIR) and ``emotion`` (RAVDESS
+names); audio (WAV/FLAC, any rate, mono or multi-channel) is resampled to 16 kHz and classified per
+clip with ``VoiceClassifier.classify_clip``; clips without speech count as ``neutral`` predictions
+and are reported as ``no_speech``.
+
+The last line of stdout is one JSON object: n, accuracy, balanced_accuracy, per_class_recall,
+support, confusion (7x7, canonical order, rows true), ms_per_item (classifier call only, file
+reading excluded), model, sha256, backend. Bad input: a one-line error on stderr, exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+import time
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:  # `python scripts/evaluate.py` from a checkout
+    sys.path.insert(0, str(REPO_ROOT))
+
+from edge.inference.runtime import ModelError  # noqa: E402
+from edge.labels import INDEX, LABELS, fer2013_to_canon, ravdess_to_canon  # noqa: E402
+from scripts.metrics import classification_report  # noqa: E402
+
+MODELS_DIR = REPO_ROOT / "models_tflite"
+DEFAULT_FACE_MODEL = MODELS_DIR / "face_expression_int8.tflite"
+DEFAULT_VOICE_MODEL = MODELS_DIR / "voice_emotion_int8.tflite"
+SAMPLE_RATE = 16000
+FACE_SIZE = 48
+MAKE_SETS = "python scripts/make_eval_sets.py --data ../shared/data --out DIR"
+
+
+class EvalInputError(ValueError):
+    """Bad evaluation input; str(err) is one line naming the thing and the fix."""
+
+
+class CropClassifier(Protocol):
+    def classify(self, crop: np.ndarray) -> np.ndarray: ...
+
+
+class ClipClassifier(Protocol):
+    def classify_clip(self, audio_16k: np.ndarray) -> tuple[np.ndarray, Any]: ...
+
+
+# ------------------------------------------------------------------------------------------ face
+
+def load_face_set(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Validated (images uint8 [N,48,48], canonical labels [N]) from an npz file."""
+    if not path.is_file():
+        raise EvalInputError(f"face set {path} not found; make one with `{MAKE_SETS}`")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise EvalInputError(f"face set {path} is not a readable .npz ({exc}); save it with "
+                             "np.savez(FILE, images=..., labels=...)") from None
+    for key in ("images", "labels"):
+        if key not in arrays:
+            raise EvalInputError(f"face set {path} has no `{key}` array (has: {', '.join(arrays) or 'none'}); "
+                                 "save it with np.savez(FILE, images=..., labels=...)")
+    images, labels = arrays["images"], arrays["labels"]
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != (FACE_SIZE, FACE_SIZE):
+        raise EvalInputError(f"face set {path}: `images` must be uint8 [N,48,48], got {images.dtype} "
+                             f"{list(images.shape)}; store 48x48 grayscale crops as uint8 0-255")
+    if len(images) == 0:
+        raise EvalInputError(f"face set {path} is empty; store at least one image")
+    if labels.ndim != 1 or len(labels) != len(images):
+        raise EvalInputError(f"face set {path}: `labels` must be 1-D with one entry per image "
+                             f"({len(images)}), got shape {list(labels.shape)}")
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise EvalInputError(f"face set {path}: `labels` must be integers 0-6 (FER-2013 order), "
+                             f"got {labels.dtype}; store them with labels.astype(np.int64)")
+    if labels.min() < 0 or labels.max() > 6:
+        raise EvalInputError(f"face set {path}: labels range {int(labels.min())}..{int(labels.max())}, "
+                             "must be 0-6 in FER-2013 order (0 angry ... 6 neutral)")
+    return images, fer2013_to_canon(labels)
+
+
+def evaluate_face(npz: Path, model: Path, num_threads: int = 1,
+                  make_classifier: Callable[[Path], CropClassifier] | None = None) -> dict[str, Any]:
+    images, y_true = load_face_set(npz)
+    if make_classifier is None:
+        from edge.inference.face import FaceClassifier
+
+        clf: CropClassifier = FaceClassifier(model, num_threads=num_threads)
+    else:
+        clf = make_classifier(model)
+    clf.classify(images[0])  # warm-up, not timed
+    y_pred = np.empty(len(images), dtype=np.int64)
+    elapsed = 0.0
+    for i, img in enumerate(images):
+        t0 = time.perf_counter()
+        probs = clf.classify(img)
+        elapsed += time.perf_counter() - t0
+        y_pred[i] = int(np.argmax(probs))
+    return {"task": "face", "input": str(npz), **classification_report(y_true, y_pred),
+            "ms_per_item": 1000.0 * elapsed / len(images), **_model_fields(clf, model)}
+
+
+# ----------------------------------------------------------------------------------------- voice
+
+def load_voice_index(folder: Path) -> list[tuple[Path, int]]:
+    """Validated [(audio path, canonical label)] from DIR/index.csv."""
+    if not folder.is_dir():
+        raise EvalInputError(f"voice set folder {folder} not found; make one with `{MAKE_SETS}`")
+    index = folder / "index.csv"
+    if not index.is_file():
+        raise EvalInputError(f"{index} not found; the folder needs an index.csv with columns file, emotion")
+    try:
+        with open(index, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            columns = reader.fieldnames or []
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise EvalInputError(f"{index} cannot be read as CSV ({exc}); write it as UTF-8 CSV "
+                             "with a header row") from None
+    missing = [c for c in ("file", "emotion") if c not in columns]
+    if missing:
+        raise EvalInputError(f"{index} lacks column(s) {', '.join(missing)} (has: {', '.join(columns) or 'none'}); "
+                             "add a header row with at least file,emotion")
+    if not rows:
+        raise EvalInputError(f"{index} has no rows; list at least one clip")
+    items = []
+    for line, row in enumerate(rows, start=2):
+        try:
+            label = ravdess_to_canon(row["emotion"] or "")
+        except ValueError as exc:
+            raise EvalInputError(f"{index} line {line}: {exc}") from None
+        path = folder / (row["file"] or "")
+        if not row["file"] or not path.is_file():
+            raise EvalInputError(f"{index} line {line}: audio file {path} not found; fix the `file` "
+                                 "column (paths are relative to the index folder)")
+        items.append((path, label))
+    return items
+
+
+def read_audio_16k(path: Path) -> np.ndarray:
+    """Any WAV/FLAC -> float32 mono at 16 kHz (channels averaged, polyphase resampling)."""
+    import soundfile as sf
+    from scipy.signal import resample_poly
+
+    try:
+        audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except (RuntimeError, sf.LibsndfileError, OSError) as exc:
+        raise EvalInputError(f"audio file {path} cannot be read ({exc}); convert it to WAV or FLAC") from None
+    mono = audio.mean(axis=1)
+    if rate != SAMPLE_RATE:
+        g = math.gcd(int(rate), SAMPLE_RATE)
+        mono = resample_poly(mono, SAMPLE_RATE // g, int(rate) // g).astype(np.float32)
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+def _has_speech(probs: np.ndarray, detail: Any) -> bool:
+    speech = getattr(detail, "speech", None)
+    return bool(speech) if speech is not None else bool(np.asarray(probs).sum() > 0)
+
+
+def evaluate_voice(folder: Path, model: Path, num_threads: int = 1,
+                   make_classifier: Callable[[Path], ClipClassifier] | None = None) -> dict[str, Any]:
+    items = load_voice_index(folder)
+    if make_classifier is None:
+        from edge.inference.voice import VoiceClassifier
+
+        clf: ClipClassifier = VoiceClassifier(model, num_threads=num_threads)
+    else:
+        clf = make_classifier(model)
+    y_true = np.array([label for _, label in items], dtype=np.int64)
+    y_pred = np.empty(len(items), dtype=np.int64)
+    no_speech = 0
+    audio_s = elapsed = 0.0
+    for i, (path, _) in enumerate(items):
+        audio = read_audio_16k(path)
+        audio_s += len(audio) / SAMPLE_RATE
+        t0 = time.perf_counter()
+        probs, detail = clf.classify_clip(audio)
+        elapsed += time.perf_counter() - t0
+        if _has_speech(probs, detail):
+            y_pred[i] = int(np.argmax(probs))
+        else:
+            no_speech += 1
+            y_pred[i] = INDEX["neutral"]
+    result = {"task": "voice", "input": str(folder), **classification_report(y_true, y_pred),
+              "no_speech": no_speech, "audio_s": round(audio_s, 3),
+              "ms_per_item": 1000.0 * elapsed / len(items)}
+    return {**result, **_model_fields(clf, model)}
+
+
+# ------------------------------------------------------------------------------------------ CLI
+
+def _model_fields(clf: Any, path: Path) -> dict[str, Any]:
+    """Model file, sha256 and runtime of the classifier's TFLiteModel (a test double has none)."""
+    model = getattr(clf, "model", None)
+    if model is None:
+        return {"model": path.name, "model_path": str(path), "sha256": None, "backend": None}
+    return {"model": model.path.name, "model_path": str(model.path), "sha256": model.sha256,
+            "backend": model.backend}
+
+
+def _summary(result: dict[str, Any]) -> list[str]:
+    lines = [f"{result['task']}: n={result['n']} accuracy={result['accuracy']:.4f} "
+             f"balanced_accuracy={result['balanced_accuracy']:.4f} ms_per_item={result['ms_per_item']:.2f}"
+             + (f" no_speech={result['no_speech']}" if "no_speech" in result else "")]
+    for name in LABELS:
+        recall = result["per_class_recall"][name]
+        shown = "   -  " if recall is None else f"{recall:.3f}"
+        lines.append(f"  {name:<9} recall {shown}  support {result['support'][name]}")
+    return lines
+
+
+def main(argv: list[str] | None = None,
+         make_face_classifier: Callable[[Path], CropClassifier] | None = None,
+         make_voice_classifier: Callable[[Path], ClipClassifier] | None = None) -> int:
+    """CLI entry; the ``make_*_classifier`` hooks replace the TFLite classifiers (tests only)."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = ap.add_subparsers(dest="task", required=True)
+    face = sub.add_parser("face", help="facial-expression model on a 48x48 npz set")
+    face.add_argument("--npz", type=Path, required=True, help="npz with images [N,48,48] and labels [N]")
+    face.add_argument("--model", type=Path, default=DEFAULT_FACE_MODEL)
+    voice = sub.add_parser("voice", help="speech-emotion model on a folder with index.csv")
+    voice.add_argument("--dir", type=Path, required=True, help="folder holding index.csv and audio")
+    voice.add_argument("--model", type=Path, default=DEFAULT_VOICE_MODEL)
+    for p in (face, voice):
+        p.add_argument("--threads", type=int, default=1, help="TFLite interpreter threads")
+    args = ap.parse_args(argv)
+    try:
+        if args.task == "face":
+            result = evaluate_face(args.npz, args.model, args.threads, make_face_classifier)
+        else:
+            result = evaluate_voice(args.dir, args.model, args.threads, make_voice_classifier)
+    except (EvalInputError, ModelError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print("\n".join(_summary(result)))
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,115 @@
+"""Build the team's evaluation inputs for scripts/evaluate.py from the shared data (outside the repo).
+
+    python scripts/make_eval_sets.py --data ../shared/data --out DIR
+
+Writes into DIR (which must not be a tracked part of the repository):
+- ``fer_publictest_ferplus.npz``: PublicTest rows with exact pixels whose top FER+ vote is an
+  emotion; label = FER+ majority, converted to FER-2013 order.
+- ``fer_publictest_original.npz``: every PublicTest row with its original FER-2013 label.
+- ``ravdess_17_20/``: ``index.csv`` (the shared index's rows for actors 17-20) and symlinks
+  ``Actor_NN`` to the shared folders, so ``file`` paths resolve without copying any audio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))
+
+from edge.labels import canon_to_fer2013, ferplus_majority  # noqa: E402
+
+PUBLIC_TEST = 1
+RAVDESS_ACTORS = (17, 18, 19, 20)
+FER_FILE = Path("fer2013") / "fer2013_trainval.npz"
+RAVDESS_DIR = Path("ravdess")
+
+
+class SetError(ValueError):
+    """Bad input; the message names the fix."""
+
+
+def _check_out(out: Path) -> None:
+    """Refuse an output folder inside the repository unless git ignores it (data never enters git)."""
+    out = out.resolve()
+    if out != REPO_ROOT and REPO_ROOT not in out.parents:
+        return
+    rel = out.relative_to(REPO_ROOT)
+    ignored = subprocess.run(["git", "-C", str(REPO_ROOT), "check-ignore", "-q", f"{rel}/x"],
+                             capture_output=True).returncode == 0
+    if not ignored:
+        raise SetError(f"--out {out} is inside the repository and not git-ignored; use a folder "
+                       "outside it (e.g. ../eval) or an ignored one such as artifacts/eval")
+
+
+def fer_sets(npz: Path, out: Path) -> dict[str, int]:
+    if not npz.is_file():
+        raise SetError(f"{npz} not found; pass --data pointing at the shared data folder")
+    with np.load(npz, allow_pickle=False) as d:
+        images, labels, usage = d["images"], d["labels"], d["usage"]
+        votes, exact = d["ferplus_votes"], d["pixels_exact"]
+    test = usage == PUBLIC_TEST
+    majority, is_emotion = ferplus_majority(votes)
+    keep = test & exact & is_emotion
+    np.savez_compressed(out / "fer_publictest_ferplus.npz", images=images[keep],
+                        labels=canon_to_fer2013(majority[keep]).astype(np.int8))
+    np.savez_compressed(out / "fer_publictest_original.npz", images=images[test],
+                        labels=labels[test].astype(np.int8))
+    return {"fer_publictest_ferplus": int(keep.sum()), "fer_publictest_original": int(test.sum())}
+
+
+def ravdess_set(src: Path, out: Path) -> int:
+    index = src / "index.csv"
+    if not index.is_file():
+        raise SetError(f"{index} not found; pass --data pointing at the shared data folder")
+    with open(index, newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        fields = list(reader.fieldnames or [])
+        rows = [r for r in reader if int(r["actor"]) in RAVDESS_ACTORS]
+    dest = out / "ravdess_17_20"
+    dest.mkdir(parents=True, exist_ok=True)
+    for actor in RAVDESS_ACTORS:
+        link, target = dest / f"Actor_{actor:02d}", (src / f"Actor_{actor:02d}").resolve()
+        if link.is_symlink() or link.exists():
+            if link.resolve() == target:
+                continue
+            link.unlink()
+        link.symlink_to(target, target_is_directory=True)
+    with open(dest / "index.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return len(rows)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", type=Path, required=True, help="the shared data folder (../shared/data)")
+    ap.add_argument("--out", type=Path, required=True, help="output folder (outside the repository)")
+    args = ap.parse_args(argv)
+    try:
+        if not args.data.is_dir():
+            raise SetError(f"data folder {args.data} not found; pass the shared data folder, e.g. ../shared/data")
+        _check_out(args.out)
+        args.out.mkdir(parents=True, exist_ok=True)
+        counts = fer_sets(args.data / FER_FILE, args.out)
+        counts["ravdess_17_20"] = ravdess_set(args.data / RAVDESS_DIR, args.out)
+    except SetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    targets = {"fer_publictest_ferplus": "fer_publictest_ferplus.npz",
+               "fer_publictest_original": "fer_publictest_original.npz", "ravdess_17_20": "ravdess_17_20/"}
+    for name, n in counts.items():
+        print(f"{name}: {n} items -> {args.out / targets[name]}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

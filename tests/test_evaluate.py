@@ -1,0 +1,328 @@
+"""scripts/evaluate.py and scripts/make_eval_sets.py on tiny synthetic inputs built in tmp_path.
+
+The CLI and its bad-input errors run as subprocesses; the metric plumbing also runs in-process with
+test doubles at the classifier boundary, so it is checked without the shipped models. Tests that
+need a shipped model skip when it is absent.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from edge.labels import INDEX, LABELS, canon_to_fer2013
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load_script(name: str):  # noqa: ANN202 - a module
+    spec = importlib.util.spec_from_file_location(f"_{name}", ROOT / "scripts" / f"{name}.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+evaluate = _load_script("evaluate")
+make_eval_sets = _load_script("make_eval_sets")
+EVALUATE = ROOT / "scripts" / "evaluate.py"
+FACE_MODEL = ROOT / "models_tflite" / "face_expression_int8.tflite"
+VOICE_MODEL = ROOT / "models_tflite" / "voice_emotion_int8.tflite"
+RATE = 16000
+
+
+def run_cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, str(EVALUATE), *map(str, args)],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+
+
+def last_json(stdout: str) -> dict:
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def assert_bad_input(proc: subprocess.CompletedProcess[str], *phrases: str) -> None:
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1, proc.stderr
+    for phrase in phrases:
+        assert phrase in lines[0]
+
+
+# --------------------------------------------------------------------------------- synthetic sets
+
+def face_npz(path: Path, n: int = 28, **overrides: np.ndarray) -> Path:
+    """Flat grey images whose brightness encodes the canonical class (FER-2013 labels stored)."""
+    canon = np.arange(n) % len(LABELS)
+    arrays = {"images": np.repeat((canon * 30 + 10).astype(np.uint8)[:, None, None], 48, 1).repeat(48, 2),
+              "labels": canon_to_fer2013(canon).astype(np.int8)}
+    arrays.update(overrides)
+    np.savez(path, **arrays)
+    return path
+
+
+def tone(freq: float, seconds: float, rate: int, amp: float = 0.3) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    return (amp * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+# RAVDESS name -> tone frequency; the voice double maps the frequency back to the label.
+VOICE_TONES = {"calm": 200.0, "happy": 300.0, "sad": 400.0, "angry": 500.0, "fearful": 600.0}
+
+
+def voice_dir(root: Path, rows: list[tuple[str, str]] | None = None) -> Path:
+    """index.csv + audio in several formats and rates: WAV 44.1 kHz stereo, FLAC 22.05 kHz, WAV 8 kHz,
+    WAV 16 kHz, and one silent clip (no speech)."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "clips").mkdir()
+    formats = [(44100, "wav", 2), (22050, "flac", 1), (8000, "wav", 1), (16000, "wav", 1), (48000, "flac", 1)]
+    written = []
+    for (name, freq), (rate, ext, channels) in zip(VOICE_TONES.items(), formats, strict=True):
+        audio = tone(freq, 1.2, rate)
+        data = np.stack([audio] * channels, axis=1) if channels > 1 else audio
+        rel = f"clips/{name}_{rate}.{ext}"
+        sf.write(root / rel, data, rate)
+        written.append((rel, name))
+    sf.write(root / "clips/silence.wav", np.zeros(RATE, np.float32), RATE)
+    written.append(("clips/silence.wav", "sad"))
+    with open(root / "index.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["file", "actor", "emotion"])
+        for rel, name in rows if rows is not None else written:
+            w.writerow([rel, 1, name])
+    return root
+
+
+# --------------------------------------------------------------------------------- test doubles
+
+class BrightnessClassifier:
+    """Face double: class = round((mean - 10) / 30), except class 'fear' is always called 'sad'."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.seen: list[tuple[int, ...]] = []
+
+    def classify(self, crop: np.ndarray) -> np.ndarray:
+        self.seen.append(crop.shape)
+        k = int(round((float(crop.mean()) - 10) / 30))
+        if k == INDEX["fear"]:
+            k = INDEX["sad"]
+        return np.eye(len(LABELS), dtype=np.float32)[k]
+
+
+@dataclass
+class Detail:
+    speech: bool
+
+
+class ToneClassifier:
+    """Voice double: dominant frequency -> label; near-silent audio -> no speech (zero probs)."""
+
+    def __init__(self, path: Path):
+        self.lengths: list[int] = []
+
+    def classify_clip(self, audio_16k: np.ndarray) -> tuple[np.ndarray, Detail]:
+        assert audio_16k.dtype == np.float32 and audio_16k.ndim == 1
+        self.lengths.append(len(audio_16k))
+        if np.sqrt(np.mean(audio_16k ** 2)) < 1e-3:
+            return np.zeros(len(LABELS), np.float32), Detail(False)
+        spectrum = np.abs(np.fft.rfft(audio_16k))
+        freq = np.argmax(spectrum) * RATE / len(audio_16k)
+        name = min(VOICE_TONES, key=lambda n: abs(VOICE_TONES[n] - freq))
+        canon = {"calm": "neutral", "fearful": "fear"}.get(name, name)
+        return np.eye(len(LABELS), dtype=np.float32)[INDEX[canon]], Detail(True)
+
+
+# ----------------------------------------------------------------------------------- face tests
+
+def test_face_metrics_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    made: list[BrightnessClassifier] = []
+
+    def make(path: Path) -> BrightnessClassifier:
+        made.append(BrightnessClassifier(path))
+        return made[0]
+
+    npz = face_npz(tmp_path / "faces.npz")
+    assert evaluate.main(["face", "--npz", str(npz), "--model", "m.tflite"], make_face_classifier=make) == 0
+    result = last_json(capsys.readouterr().out)
+    assert result["n"] == 28 and result["task"] == "face"
+    assert result["accuracy"] == pytest.approx(24 / 28)
+    assert result["per_class_recall"]["fear"] == 0.0 and result["per_class_recall"]["angry"] == 1.0
+    assert result["balanced_accuracy"] == pytest.approx(6 / 7)
+    conf = np.array(result["confusion"])
+    assert conf.shape == (7, 7) and conf.sum() == 28
+    assert conf[INDEX["fear"], INDEX["sad"]] == 4
+    assert result["ms_per_item"] >= 0 and result["model"] == "m.tflite"
+    assert set(made[0].seen) == {(48, 48)}
+
+
+def test_face_accepts_channel_axis(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    npz = tmp_path / "faces.npz"
+    face_npz(npz)
+    with np.load(npz) as d:
+        np.savez(npz, images=d["images"][..., None], labels=d["labels"].astype(np.int64))
+    assert evaluate.main(["face", "--npz", str(npz)], make_face_classifier=BrightnessClassifier) == 0
+    assert last_json(capsys.readouterr().out)["n"] == 28
+
+
+@pytest.mark.parametrize("overrides,phrases", [
+    ({"images": np.zeros((4, 64, 64), np.uint8)}, ("uint8 [N,48,48]", "[4, 64, 64]")),
+    ({"images": np.zeros((28, 48, 48), np.float32)}, ("uint8 [N,48,48]", "float32")),
+    ({"labels": np.full(28, 7)}, ("must be 0-6",)),
+    ({"labels": np.full(28, -1)}, ("must be 0-6",)),
+    ({"labels": np.zeros(5, np.int64)}, ("one entry per image",)),
+    ({"labels": np.zeros(28, np.float32)}, ("must be integers",)),
+    ({"images": np.zeros((0, 48, 48), np.uint8), "labels": np.zeros(0, np.int64)}, ("empty",)),
+])
+def test_face_bad_arrays(tmp_path: Path, overrides: dict, phrases: tuple[str, ...]) -> None:
+    assert_bad_input(run_cli("face", "--npz", face_npz(tmp_path / "bad.npz", **overrides)), *phrases)
+
+
+def test_face_bad_files(tmp_path: Path) -> None:
+    assert_bad_input(run_cli("face", "--npz", tmp_path / "missing.npz"), "not found", "make_eval_sets.py")
+    (tmp_path / "text.npz").write_text("hello")
+    assert_bad_input(run_cli("face", "--npz", tmp_path / "text.npz"), "not a readable .npz")
+    np.savez(tmp_path / "names.npz", x=np.zeros((2, 48, 48), np.uint8), y=np.zeros(2))
+    assert_bad_input(run_cli("face", "--npz", tmp_path / "names.npz"), "no `images` array", "has: x, y")
+    assert_bad_input(run_cli("face", "--npz", face_npz(tmp_path / "ok.npz"), "--model", tmp_path / "none.tflite"),
+                     "none.tflite not found")
+
+
+def test_face_shipped_model(tmp_path: Path) -> None:
+    if not FACE_MODEL.is_file():
+        pytest.skip(f"{FACE_MODEL.name} absent (train it with scripts/train_face.py)")
+    proc = run_cli("face", "--npz", face_npz(tmp_path / "faces.npz"))
+    assert proc.returncode == 0, proc.stderr
+    result = last_json(proc.stdout)
+    assert result["n"] == 28 and len(result["sha256"]) == 64
+    assert result["model"] == FACE_MODEL.name
+    conf = np.array(result["confusion"])
+    assert conf.shape == (7, 7) and conf.sum() == 28
+    assert 0.0 <= result["accuracy"] <= 1.0 and result["ms_per_item"] > 0
+    assert set(result["per_class_recall"]) == set(LABELS)
+
+
+# ---------------------------------------------------------------------------------- voice tests
+
+def test_voice_metrics_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    made: list[ToneClassifier] = []
+
+    def make(path: Path) -> ToneClassifier:
+        made.append(ToneClassifier(path))
+        return made[0]
+
+    folder = voice_dir(tmp_path / "voice")
+    assert evaluate.main(["voice", "--dir", str(folder)], make_voice_classifier=make) == 0
+    result = last_json(capsys.readouterr().out)
+    assert result["task"] == "voice" and result["n"] == 6 and result["no_speech"] == 1
+    # every tone is recognised after resampling; the silent 'sad' clip is predicted neutral
+    conf = np.array(result["confusion"])
+    assert conf[INDEX["sad"], INDEX["neutral"]] == 1
+    assert result["accuracy"] == pytest.approx(5 / 6)
+    assert result["per_class_recall"]["sad"] == 0.5 and result["per_class_recall"]["surprise"] is None
+    # all clips arrive as 16 kHz mono: 1.2 s -> 19200 samples (silence: 1 s)
+    assert sorted(made[0].lengths) == [16000] + [19200] * 5
+    assert result["audio_s"] == pytest.approx(7.0, abs=0.01)
+
+
+def test_voice_bad_inputs(tmp_path: Path) -> None:
+    assert_bad_input(run_cli("voice", "--dir", tmp_path / "nope"), "not found", "make_eval_sets.py")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert_bad_input(run_cli("voice", "--dir", empty), "index.csv not found", "file, emotion")
+    (empty / "index.csv").write_text("path,label\nclips/a.wav,sad\n")
+    assert_bad_input(run_cli("voice", "--dir", empty), "lacks column(s) file, emotion", "has: path, label")
+    (empty / "index.csv").write_text("file,emotion\n")
+    assert_bad_input(run_cli("voice", "--dir", empty), "no rows")
+    folder = voice_dir(tmp_path / "v1", rows=[("clips/sad_8000.wav", "sad"), ("clips/happy_22050.flac", "bored")])
+    assert_bad_input(run_cli("voice", "--dir", folder), "line 3", "unknown RAVDESS emotion 'bored'")
+    folder = voice_dir(tmp_path / "v2", rows=[("clips/gone.wav", "sad")])
+    assert_bad_input(run_cli("voice", "--dir", folder), "line 2", "gone.wav not found")
+    folder = voice_dir(tmp_path / "v3")
+    assert_bad_input(run_cli("voice", "--dir", folder, "--model", tmp_path / "none.tflite"), "none.tflite not found")
+
+
+def test_voice_unreadable_audio(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    folder = voice_dir(tmp_path / "v", rows=[("clips/calm_44100.wav", "calm"), ("clips/junk.wav", "sad")])
+    (folder / "clips" / "junk.wav").write_bytes(b"RIFF but not really audio")
+    assert evaluate.main(["voice", "--dir", str(folder)], make_voice_classifier=ToneClassifier) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "junk.wav cannot be read" in err[0]
+
+
+def test_voice_shipped_model(tmp_path: Path) -> None:
+    if not VOICE_MODEL.is_file():
+        pytest.skip(f"{VOICE_MODEL.name} absent (train it with scripts/train_voice.py)")
+    proc = run_cli("voice", "--dir", voice_dir(tmp_path / "voice"))
+    assert proc.returncode == 0, proc.stderr
+    result = last_json(proc.stdout)
+    assert result["n"] == 6 and result["no_speech"] >= 1  # the silent clip at least
+    assert np.array(result["confusion"]).sum() == 6 and len(result["sha256"]) == 64
+
+
+# ------------------------------------------------------------------------------ make_eval_sets
+
+def fake_shared_data(root: Path) -> Path:
+    """A miniature of ../shared/data with the same file layout and arrays (synthetic values)."""
+    (root / "fer2013").mkdir(parents=True)
+    votes = np.zeros((6, 10), np.uint8)
+    votes[0, 0] = 8  # train row
+    votes[1, 1] = 7  # test: happiness -> FER 3
+    votes[2, 6] = 5  # test: fear -> FER 2
+    votes[3, 9] = 9  # test: not a face -> dropped from the FER+ set
+    votes[4, 4] = 6  # test: anger, but pixels not exact -> dropped from the FER+ set
+    votes[5, 3] = 6  # test: sadness -> FER 4
+    np.savez(root / "fer2013" / "fer2013_trainval.npz",
+             images=np.arange(6, dtype=np.uint8)[:, None, None].repeat(48, 1).repeat(48, 2),
+             labels=np.array([0, 3, 2, 6, 0, 4], np.int8), usage=np.array([0, 1, 1, 1, 1, 1], np.uint8),
+             ferplus_votes=votes, pixels_exact=np.array([1, 1, 1, 1, 0, 1], bool))
+    rav = root / "ravdess"
+    rav.mkdir(parents=True)
+    with open(rav / "index.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["file", "actor", "emotion"])
+        for actor in (1, 17, 20):
+            (rav / f"Actor_{actor:02d}").mkdir()
+            sf.write(rav / f"Actor_{actor:02d}" / "a.wav", tone(300, 0.5, RATE), RATE)
+            w.writerow([f"Actor_{actor:02d}/a.wav", actor, "happy"])
+    for actor in (18, 19):
+        (rav / f"Actor_{actor:02d}").mkdir()
+    return root
+
+
+def test_make_eval_sets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data, out = fake_shared_data(tmp_path / "data"), tmp_path / "out"
+    assert make_eval_sets.main(["--data", str(data), "--out", str(out)]) == 0
+    with np.load(out / "fer_publictest_ferplus.npz") as d:
+        assert d["images"][:, 0, 0].tolist() == [1, 2, 5]
+        assert d["labels"].tolist() == [3, 2, 4]
+    with np.load(out / "fer_publictest_original.npz") as d:
+        assert d["images"][:, 0, 0].tolist() == [1, 2, 3, 4, 5]
+        assert d["labels"].tolist() == [3, 2, 6, 0, 4]
+    rav = out / "ravdess_17_20"
+    with open(rav / "index.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [r["actor"] for r in rows] == ["17", "20"]
+    assert (rav / "Actor_17").is_symlink() and (rav / rows[0]["file"]).is_file()
+    # idempotent, and the result feeds evaluate.py
+    assert make_eval_sets.main(["--data", str(data), "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert evaluate.main(["voice", "--dir", str(rav)], make_voice_classifier=ToneClassifier) == 0
+    assert last_json(capsys.readouterr().out)["n"] == 2
+
+
+def test_make_eval_sets_refuses_repo_and_missing_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    data = fake_shared_data(tmp_path / "data")
+    assert make_eval_sets.main(["--data", str(data), "--out", str(ROOT / "edge" / "evalsets")]) == 2
+    assert "inside the repository" in capsys.readouterr().err
+    assert not (ROOT / "edge" / "evalsets").exists()
+    assert make_eval_sets.main(["--data", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
+    assert "not found" in capsys.readouterr().err
