@@ -230,22 +230,25 @@ def check_port(cfg: Config) -> CheckResult:
 
 # ------------------------------------------------------------------------------------ GPIO
 
-def pin_factory(name: str) -> Any:
-    """A gpiozero pin factory for [gpio] pin_factory (None = gpiozero's own choice for 'auto')."""
-    if name == "auto":
-        return None
-    if name == "mock":
+def pin_factory(name: str) -> tuple[Any, bool]:
+    """(gpiozero pin factory, is_mock) for [gpio] pin_factory, chosen as the service chooses it
+    (edge.outputs.gpio.make_pin_factory); 'auto' falls back to mock pins off a Pi."""
+    try:
+        gpio_mod = importlib.import_module("edge.outputs.gpio")
+    except ImportError:
+        gpio_mod = None
+    if gpio_mod is not None and hasattr(gpio_mod, "make_pin_factory"):
+        factory, mock = gpio_mod.make_pin_factory(name)
+        return factory, bool(mock)
+    if name in ("mock", "auto"):  # fallback without edge.outputs.gpio
         from gpiozero.pins.mock import MockFactory, MockPWMPin
 
-        return MockFactory(pin_class=MockPWMPin)
-    if name == "jetson":
-        from edge.outputs.jetson_pins import JetsonFactory
-
-        return JetsonFactory()
+        return MockFactory(pin_class=MockPWMPin), True
     module, cls = {"lgpio": ("gpiozero.pins.lgpio", "LGPIOFactory"),
                    "rpigpio": ("gpiozero.pins.rpigpio", "RPiGPIOFactory"),
-                   "native": ("gpiozero.pins.native", "NativeFactory")}[name]
-    return getattr(importlib.import_module(module), cls)()
+                   "native": ("gpiozero.pins.native", "NativeFactory"),
+                   "jetson": ("edge.outputs.jetson_pins", "JetsonFactory")}[name]
+    return getattr(importlib.import_module(module), cls)(), False
 
 
 def check_gpio(cfg: Config, factory: Any = None) -> CheckResult:
@@ -256,14 +259,21 @@ def check_gpio(cfg: Config, factory: Any = None) -> CheckResult:
         gpiozero = importlib.import_module("gpiozero")
     except ImportError as exc:
         return CheckResult("gpio", FAIL, f"gpiozero not available ({exc}); pip install gpiozero")
-    try:
-        factory = factory if factory is not None else pin_factory(g.pin_factory)
-    except Exception as exc:  # noqa: BLE001 - library-specific errors
-        return CheckResult("gpio", FAIL, f"pin factory {g.pin_factory!r} unavailable ({exc}); on a Pi 5 install "
-                                         "lgpio (python3-lgpio), off a Pi set [gpio] pin_factory = 'mock'")
-    kw = {} if factory is None else {"pin_factory": factory}
+    mock = False
+    if factory is None:
+        try:
+            factory, mock = pin_factory(g.pin_factory)
+        except Exception as exc:  # noqa: BLE001 - library-specific errors
+            return CheckResult("gpio", FAIL, f"pin factory {g.pin_factory!r} unavailable ({exc}); on a Pi install "
+                                             "python3-lgpio, off a Pi set [gpio] pin_factory = 'mock'")
+        if mock and g.pin_factory == "auto":
+            return CheckResult("gpio", FAIL, "pin_factory = 'auto' found no GPIO hardware: the service would use "
+                                             "mock pins and nothing would sound; on a Pi install python3-lgpio, "
+                                             "on a Jetson set pin_factory = 'jetson' (docs/DEVICE.md), else set "
+                                             "[gpio] enabled = false", {"pin_factory": g.pin_factory})
+    kw = {"pin_factory": factory}
     devices: list[Any] = []
-    details: dict[str, Any] = {"pin_factory": g.pin_factory}
+    details: dict[str, Any] = {"pin_factory": g.pin_factory, "mock": mock}
     try:
         for label, make in (("buzzer", lambda: gpiozero.Buzzer(g.buzzer_pin, **kw)),
                             ("led", lambda: _led(gpiozero, g.led_pin, kw, details)),
@@ -287,6 +297,8 @@ def check_gpio(cfg: Config, factory: Any = None) -> CheckResult:
                 dev.close()
     text = (f"buzzer BCM {g.buzzer_pin}, LED BCM {g.led_pin}, button BCM {g.button_pin} claimed "
             f"({details['factory_class']})")
+    if mock:
+        return CheckResult("gpio", WARN, text + "; mock pins: nothing will sound (pin_factory = 'mock')", details)
     if pressed:
         return CheckResult("gpio", WARN, text + "; the button reads pressed: release it, or check the "
                                                 "wiring (pin shorted to ground?)", details)

@@ -91,7 +91,7 @@ def run(media: dict[str, Path], cfg: Config, **kw: Any) -> dict[str, CheckResult
 
 
 def test_all_checks_pass_with_file_sources_and_mock_pins(media: dict[str, Path]) -> None:
-    results = run(media, from_dict(raw_config(media)))
+    results = run(media, from_dict(raw_config(media)), gpio_factory=MockFactory(pin_class=MockPWMPin))
     assert [r.status for r in results.values() if r.status == FAIL] == [], results
     assert results["config"].status == WARN and "no distress alarm" in results["config"].summary
     assert results["state_dir"].status == OK
@@ -123,6 +123,15 @@ def test_cli_json_report(media: dict[str, Path], tmp_path: Path, capsys: pytest.
     assert names[:6] == ["config", "state_dir", "disk", "temperature", "web_port", "gpio"]
     assert {"camera", "microphone", "model:face_detector"} <= set(names)
     assert all({"name", "status", "summary", "details", "duration_ms"} <= set(c) for c in report["checks"])
+    gpio = next(c for c in report["checks"] if c["name"] == "gpio")
+    assert gpio["status"] == WARN and "nothing will sound" in gpio["summary"]  # pin_factory = 'mock'
+
+
+def test_auto_pins_without_hardware_fail(media: dict[str, Path]) -> None:
+    if Path("/dev/gpiochip0").exists():
+        pytest.skip("this machine has GPIO hardware")
+    result = selfcheck.check_gpio(from_dict(raw_config(media, gpio={"pin_factory": "auto"})))
+    assert result.status == FAIL and "found no GPIO hardware" in result.summary
 
 
 def test_failing_camera_exits_1_with_a_readable_reason(media: dict[str, Path], tmp_path: Path,
