@@ -1,0 +1,394 @@
+"""Distress alarm state machine: pure logic with an injected clock, no asyncio and no I/O.
+
+Conditions and priorities (IEC 60601-1-8 style):
+
+- ``distress``: raised at medium priority when the distress score stays >= ``on_threshold`` for
+  ``t_on_s``; becomes high when unacknowledged for ``t_escalate_s`` or when the score reaches
+  ``high_threshold``. The condition clears only after ``t_off_s`` below ``off_threshold``
+  (hysteresis). With ``latching`` a raised alarm stays until a person acknowledges it.
+- ``no_patient``: low priority, no face seen for ``no_patient_minutes`` (0 = off).
+- technical (``camera_lost``, ``mic_lost``, ``model_failure``, ``overheat``, ``stalled``,
+  ``store_failure``): low priority with their own visual pattern, cleared when the fault goes.
+
+Acknowledging pauses audio for ``ack_silence_s`` (``long_press_silence_s`` for a long press); if the
+condition still holds afterwards the alarm sounds again (``resounded``). New distress alarms are
+spaced by ``min_realarm_interval_s`` and capped at ``max_alarms_per_hour``.
+
+Every transition is returned as an :class:`~edge.events.AlarmEvent`; :meth:`AlarmMachine.signal`
+says what should sound and flash now.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from edge.config import AlarmConfig
+from edge.events import AlarmEvent, EmotionState
+
+PRIORITY_RANK: dict[str, int] = {"none": 0, "low": 1, "medium": 2, "high": 3}
+DISTRESS = "distress"
+NO_PATIENT = "no_patient"
+TECHNICAL_CONDITIONS: tuple[str, ...] = (
+    "camera_lost", "mic_lost", "model_failure", "overheat", "stalled", "store_failure",
+)
+STARTUP_GRACE_FACTOR = 3.0   # before the first state, "stalled" waits stall_s x this (models load)
+HOUR_S = 3600.0
+
+
+def _iso_plus(iso: str, seconds: float) -> str:
+    """An ISO-8601 UTC time (as written by utc_now_iso) plus some seconds."""
+    t = datetime.fromisoformat(iso.replace("Z", "+00:00")) + timedelta(seconds=seconds)
+    return t.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass
+class ActiveAlarm:
+    """One raised alarm (distress, no_patient or a technical condition)."""
+
+    condition: str
+    priority: str
+    since: float                  # monotonic time it was raised
+    since_time: str               # UTC ISO of the raise event
+    unacked_since: float          # raise or last resound: the escalation timer
+    generation: int               # changes whenever its audio should start again
+    acknowledged: bool = False    # True while its audio is paused
+    acknowledged_by: str | None = None
+    silenced_until: float | None = None
+    silenced_until_time: str | None = None
+    present: bool = True          # the condition still holds (False: only latched)
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def technical(self) -> bool:
+        return self.condition in TECHNICAL_CONDITIONS
+
+    def to_dict(self, now: float) -> dict[str, Any]:
+        return {
+            "condition": self.condition,
+            "priority": self.priority,
+            "technical": self.technical,
+            "since": self.since_time,
+            "age_s": round(now - self.since, 1),
+            "acknowledged": self.acknowledged,
+            "acknowledged_by": self.acknowledged_by,
+            "silenced_until": self.silenced_until_time if self.acknowledged else None,
+            "silenced_for_s": (round(max(0.0, self.silenced_until - now), 1)
+                               if self.acknowledged and self.silenced_until is not None else 0.0),
+            "present": self.present,
+            "detail": dict(self.detail),
+        }
+
+
+@dataclass(frozen=True)
+class Signal:
+    """What the buzzer and LED should do now (derived, never stored)."""
+
+    priority: str        # highest active priority: high | medium | low | none
+    visual: str          # LED pattern: high | medium | low | technical | normal
+    audio: str | None    # buzzer pattern (high | medium | low) or None = silent
+    paused: bool         # an active alarm has its audio paused by an acknowledge
+    key: str             # changes whenever the audio burst should start again
+
+
+class AlarmMachine:
+    """The alarm logic. Call :meth:`update` with each fused state (or a bare distress score) and
+    :meth:`tick` on a timer; both return the events of the transitions they caused."""
+
+    def __init__(self, config: AlarmConfig, clock: Callable[[], float] = time.monotonic):
+        self.config = config
+        self.clock = clock
+        now = clock()
+        self._created = now
+        self._score: float | None = None
+        self._score_t: float | None = None
+        self._above_since: float | None = None
+        self._below_since: float | None = None
+        self._present = False                 # distress condition after dwell and hysteresis
+        self._pending: str | None = None      # why a present condition is not raised (yet)
+        self._suppressed_reported = False
+        self._raises: deque[float] = deque()  # raise times of distress alarms (last hour)
+        self._last_raise: float | None = None
+        self._distress: ActiveAlarm | None = None
+        self._low: dict[str, ActiveAlarm] = {}  # no_patient and technical alarms
+        self._states_seen = False
+        self._face_seen = now
+        self._last_update: float | None = None
+        self._generation = 0
+
+    # ------------------------------------------------------------------------------ inputs
+
+    def update(self, state_or_score: EmotionState | float, now: float | None = None) -> list[AlarmEvent]:
+        """Feed one fused state (or a bare distress score 0..1). Non-finite scores are ignored."""
+        now = self._now(now)
+        if isinstance(state_or_score, EmotionState):
+            score = state_or_score.distress
+            self._states_seen = True
+            if "face" in state_or_score.live:
+                self._face_seen = now
+        else:
+            score = state_or_score
+        score = float(score)
+        if not math.isfinite(score):
+            return self.tick(now)
+        score = min(1.0, max(0.0, score))
+        c = self.config
+        if self._score_t is None or now - self._score_t > c.stall_s:
+            self._above_since = self._below_since = None   # no dwell across a gap in the data
+        self._score, self._score_t, self._last_update = score, now, now
+        if score >= c.on_threshold:
+            self._above_since = now if self._above_since is None else self._above_since
+        else:
+            self._above_since = None
+        if score < c.off_threshold:
+            self._below_since = now if self._below_since is None else self._below_since
+        else:
+            self._below_since = None
+        events = self.set_technical("stalled", False, now=now) if "stalled" in self._low else []
+        return events + self._evaluate(now)
+
+    def tick(self, now: float | None = None) -> list[AlarmEvent]:
+        """Advance timers: dwell, hysteresis, escalation, end of silence, stall, no patient."""
+        now = self._now(now)
+        events: list[AlarmEvent] = []
+        c = self.config
+        if self._last_update is None:
+            if now - self._created >= c.stall_s * STARTUP_GRACE_FACTOR:
+                events += self.set_technical("stalled", True, "no state since start", now)
+        elif now - self._last_update >= c.stall_s:
+            events += self.set_technical("stalled", True, f"no state for {now - self._last_update:.0f} s", now)
+        return events + self._evaluate(now)
+
+    def set_technical(self, condition: str, active: bool, detail: str | dict[str, Any] = "",
+                      now: float | None = None) -> list[AlarmEvent]:
+        """Raise or clear a technical condition; repeated calls with the same state only update
+        the detail."""
+        if condition not in TECHNICAL_CONDITIONS:
+            raise ValueError(f"unknown technical condition {condition!r}; use one of {', '.join(TECHNICAL_CONDITIONS)}")
+        now = self._now(now)
+        info = detail if isinstance(detail, dict) else ({"message": detail} if detail else {})
+        existing = self._low.get(condition)
+        if active and existing is None:
+            alarm, event = self._new_alarm(condition, "low", "technical", now, info)
+            self._low[condition] = alarm
+            return [event]
+        if active and existing is not None:
+            existing.detail = dict(info)
+            return []
+        if existing is not None:
+            del self._low[condition]
+            return [self._event("technical_cleared", existing, detail={**info, "duration_s": round(now - existing.since, 1)})]
+        return []
+
+    def acknowledge(self, by: str, long: bool = False, now: float | None = None) -> list[AlarmEvent]:
+        """A person acknowledged (button, web, MQTT): pause the audio of every active alarm for
+        ack_silence_s (long: long_press_silence_s). A latched distress alarm whose condition has
+        passed clears. Returns the events, highest priority first; [] if nothing was active."""
+        now = self._now(now)
+        c = self.config
+        silence = c.long_press_silence_s if long else c.ack_silence_s
+        events: list[AlarmEvent] = []
+        for alarm in self._alarms():
+            kind = "silenced" if alarm.acknowledged else "acknowledged"
+            until = now + silence if alarm.silenced_until is None or not alarm.acknowledged \
+                else max(alarm.silenced_until, now + silence)
+            alarm.acknowledged, alarm.acknowledged_by, alarm.silenced_until = True, by, until
+            event = self._event(kind, alarm, by=by, detail={"silence_s": round(until - now, 1), "long": long})
+            alarm.silenced_until_time = _iso_plus(event.time, until - now)
+            events.append(event)
+            if alarm is self._distress and not alarm.present:
+                events.append(self._clear_distress("acknowledged", now))
+        return events
+
+    # ------------------------------------------------------------------------------ outputs
+
+    def signal(self, now: float | None = None) -> Signal:
+        """The combined output: the highest active priority sets the LED; the highest priority
+        whose audio is not paused sets the buzzer."""
+        alarms = self._alarms()
+        if not alarms:
+            return Signal("none", "normal", None, False, "")
+        top = alarms[0]
+        if top.technical or top.priority != "low":
+            visual = "technical" if top.technical else top.priority
+        else:   # low, non-technical (no_patient): a technical fault, if any, shows instead
+            visual = "technical" if any(a.technical for a in alarms) else "low"
+        audible = [a for a in alarms if not a.acknowledged]
+        audio, key = None, ""
+        if audible:
+            best = max(PRIORITY_RANK[a.priority] for a in audible)
+            first = max((a for a in audible if PRIORITY_RANK[a.priority] == best), key=lambda a: a.generation)
+            audio, key = first.priority, f"{first.condition}:{first.generation}"
+        paused = any(a.acknowledged for a in alarms)
+        return Signal(top.priority, visual, audio, paused, key)
+
+    def snapshot(self, now: float | None = None) -> dict[str, Any]:
+        """Everything the status page shows about alarms (JSON-ready)."""
+        now = self._now(now)
+        alarms = self._alarms()
+        sig = self.signal(now)
+        top = alarms[0].to_dict(now) if alarms else None
+        self._prune(now)
+        return {
+            "active": bool(alarms),
+            "priority": sig.priority,
+            "condition": top["condition"] if top else None,
+            "since": top["since"] if top else None,
+            "acknowledged": top["acknowledged"] if top else False,
+            "acknowledged_by": top["acknowledged_by"] if top else None,
+            "silenced_until": top["silenced_until"] if top else None,
+            "silenced_for_s": top["silenced_for_s"] if top else 0.0,
+            "audible": sig.audio is not None,
+            "technical": [a.to_dict(now) for a in alarms if a.technical],
+            "alarms": [a.to_dict(now) for a in alarms],
+            "distress": None if self._score is None else round(self._score, 4),
+            "distress_present": self._present,
+            "pending": self._pending,
+            "raised_last_hour": len(self._raises),
+            "signal": asdict(sig),
+        }
+
+    @property
+    def active(self) -> list[ActiveAlarm]:
+        """Active alarms, highest priority first."""
+        return self._alarms()
+
+    # ------------------------------------------------------------------------------ internals
+
+    def _now(self, now: float | None) -> float:
+        return self.clock() if now is None else now
+
+    def _alarms(self) -> list[ActiveAlarm]:
+        alarms = ([self._distress] if self._distress else []) + list(self._low.values())
+        # highest priority first; among lows, technical faults before no_patient, then newest
+        return sorted(alarms, key=lambda a: (-PRIORITY_RANK[a.priority], not a.technical, -a.since))
+
+    def _prune(self, now: float) -> None:
+        while self._raises and now - self._raises[0] >= HOUR_S:
+            self._raises.popleft()
+
+    def _event(self, kind: str, alarm: ActiveAlarm, by: str | None = None,
+               detail: dict[str, Any] | None = None) -> AlarmEvent:
+        distress = round(self._score, 4) if alarm.condition == DISTRESS and self._score is not None else None
+        return AlarmEvent(kind=kind, condition=alarm.condition, priority=alarm.priority, by=by,
+                          distress=distress, detail=detail or {})
+
+    def _new_alarm(self, condition: str, priority: str, kind: str, now: float,
+                   detail: dict[str, Any]) -> tuple[ActiveAlarm, AlarmEvent]:
+        self._generation += 1
+        alarm = ActiveAlarm(condition, priority, since=now, since_time="", unacked_since=now,
+                            generation=self._generation, detail=dict(detail))
+        event = self._event(kind, alarm, detail=dict(detail))
+        alarm.since_time = event.time
+        return alarm, event
+
+    def _evaluate(self, now: float) -> list[AlarmEvent]:
+        return self._eval_distress(now) + self._eval_no_patient(now) + self._eval_timers(now)
+
+    def _eval_distress(self, now: float) -> list[AlarmEvent]:
+        c = self.config
+        events: list[AlarmEvent] = []
+        fresh = self._score_t is not None and now - self._score_t <= c.stall_s
+        if fresh:   # a stale score neither raises nor clears: "stalled" covers that case
+            if not self._present and self._above_since is not None and now - self._above_since >= c.t_on_s:
+                self._present = True
+            elif self._present and self._below_since is not None and now - self._below_since >= c.t_off_s:
+                self._present = False
+        alarm = self._distress
+        if self._present:
+            if alarm is None:
+                events += self._try_raise(now)
+            else:
+                alarm.present = True
+        else:
+            self._pending, self._suppressed_reported = None, False
+            if alarm is not None and alarm.present:
+                alarm.present = False
+                if not c.latching or alarm.acknowledged:
+                    events.append(self._clear_distress("condition_cleared", now))
+        alarm = self._distress
+        if (alarm is not None and alarm.priority == "medium" and fresh and self._score is not None
+                and self._score >= c.high_threshold):
+            events.append(self._escalate(alarm, "high_threshold"))
+        return events
+
+    def _try_raise(self, now: float) -> list[AlarmEvent]:
+        c = self.config
+        self._prune(now)
+        if self._last_raise is not None and now - self._last_raise < c.min_realarm_interval_s:
+            self._pending = "min_realarm_interval"
+            return []
+        if len(self._raises) >= c.max_alarms_per_hour:
+            self._pending = "hourly_cap"
+            if self._suppressed_reported:
+                return []
+            self._suppressed_reported = True
+            probe = ActiveAlarm(DISTRESS, "medium", now, "", now, 0)
+            return [self._event("suppressed", probe, detail={
+                "reason": "hourly_cap", "max_alarms_per_hour": c.max_alarms_per_hour,
+                "retry_in_s": round(HOUR_S - (now - self._raises[0]), 1)})]
+        score = self._score if self._score is not None else 0.0
+        priority = "high" if score >= c.high_threshold else "medium"
+        detail = {"reason": "distress_sustained", "t_on_s": c.t_on_s,
+                  "above_s": round(now - self._above_since, 1) if self._above_since is not None else None}
+        if self._pending:
+            detail["delayed_by"] = self._pending
+        self._distress, event = self._new_alarm(DISTRESS, priority, "raised", now, detail)
+        self._pending, self._suppressed_reported = None, False
+        self._raises.append(now)
+        self._last_raise = now
+        return [event]
+
+    def _clear_distress(self, reason: str, now: float) -> AlarmEvent:
+        alarm = self._distress
+        assert alarm is not None
+        self._distress = None
+        return self._event("cleared", alarm, by=alarm.acknowledged_by,
+                           detail={"reason": reason, "duration_s": round(now - alarm.since, 1)})
+
+    def _escalate(self, alarm: ActiveAlarm, reason: str) -> AlarmEvent:
+        before = alarm.priority
+        alarm.priority = "high"
+        if not alarm.acknowledged:   # an acknowledge keeps its pause; the LED shows the escalation
+            self._generation += 1
+            alarm.generation = self._generation
+        return self._event("escalated", alarm, detail={"reason": reason, "from": before})
+
+    def _eval_no_patient(self, now: float) -> list[AlarmEvent]:
+        minutes = self.config.no_patient_minutes
+        if minutes <= 0 or not self._states_seen:
+            return []
+        absent_s = now - self._face_seen
+        existing = self._low.get(NO_PATIENT)
+        if existing is not None and absent_s < minutes * 60.0:
+            del self._low[NO_PATIENT]
+            return [self._event("cleared", existing, by=existing.acknowledged_by,
+                                detail={"reason": "patient_seen", "duration_s": round(now - existing.since, 1)})]
+        blind = any(k in self._low for k in ("camera_lost", "stalled"))   # unknown, not absent
+        if existing is None and absent_s >= minutes * 60.0 and not blind:
+            alarm, event = self._new_alarm(NO_PATIENT, "low", "raised", now,
+                                           {"reason": "no_face", "absent_s": round(absent_s, 1)})
+            self._low[NO_PATIENT] = alarm
+            return [event]
+        return []
+
+    def _eval_timers(self, now: float) -> list[AlarmEvent]:
+        c = self.config
+        events: list[AlarmEvent] = []
+        for alarm in self._alarms():
+            if (alarm.condition == DISTRESS and alarm.priority == "medium" and not alarm.acknowledged
+                    and now - alarm.unacked_since >= c.t_escalate_s):
+                events.append(self._escalate(alarm, "unacknowledged"))
+            if (alarm.acknowledged and alarm.present and alarm.silenced_until is not None
+                    and now >= alarm.silenced_until):
+                alarm.acknowledged, alarm.silenced_until, alarm.silenced_until_time = False, None, None
+                alarm.unacked_since = now
+                self._generation += 1
+                alarm.generation = self._generation
+                events.append(self._event("resounded", alarm, detail={"reason": "silence_ended"}))
+        return events

@@ -1,0 +1,137 @@
+"""Alarm output: runs the pure :class:`~edge.alarm.AlarmMachine` inside the service.
+
+Feeds it every fused state, ticks it on a timer, turns source health (camera, microphone, models,
+store), CPU temperature and pipeline stalls into technical alarms, serves acknowledgements and the
+status snapshot, and hands every event to ``hub.emit_event`` (recorded, then announced).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import glob
+import logging
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from edge.alarm import AlarmMachine
+from edge.events import AlarmEvent, EmotionState
+from edge.hub import Hub
+
+log = logging.getLogger(__name__)
+
+THERMAL_GLOB = "/sys/class/thermal/thermal_zone*/temp"
+OVERHEAT_HYSTERESIS_C = 5.0
+# technical condition -> hub.health sources whose "down" status raises it
+HEALTH_CONDITIONS: dict[str, tuple[str, ...]] = {
+    "camera_lost": ("camera",),
+    "mic_lost": ("microphone",),
+    "model_failure": ("face", "voice"),
+    "store_failure": ("store",),
+}
+
+
+def read_cpu_temperature(pattern: str = THERMAL_GLOB) -> float | None:
+    """Highest temperature in degrees C over the matching thermal zones (millidegrees in the
+    files); None when there is no readable zone (not Linux, a container, a laptop without zones)."""
+    temps = []
+    for path in sorted(glob.glob(pattern)):
+        try:
+            with open(path, encoding="ascii") as f:
+                temps.append(int(f.read().strip()) / 1000.0)
+        except (OSError, ValueError):
+            continue
+    return max(temps) if temps else None
+
+
+class AlarmService:
+    """Glue between the hub and the machine; every method is synchronous and loop-thread only."""
+
+    def __init__(self, hub: Hub, clock: Callable[[], float] | None = None,
+                 thermal_glob: str | None = THERMAL_GLOB, temp_every_s: float = 5.0):
+        self.hub = hub
+        self.clock = clock or hub.clock
+        self.config = hub.config.alarm
+        self.machine = AlarmMachine(self.config, self.clock)
+        self.thermal_glob = thermal_glob
+        self.temp_every_s = temp_every_s
+        self._next_temp = self.clock()
+
+    def install(self) -> None:
+        """Register the acknowledge handler and the snapshot on the hub."""
+        self.hub.set_ack_handler(self.acknowledge)
+        self.hub.alarm_snapshot = self.snapshot
+
+    def emit(self, events: Iterable[AlarmEvent]) -> None:
+        for event in events:
+            level = logging.WARNING if event.kind in ("raised", "escalated", "technical", "suppressed") else logging.INFO
+            log.log(level, "alarm %s: %s (%s)%s", event.kind, event.condition, event.priority,
+                    f" by {event.by}" if event.by else "")
+            self.hub.emit_event(event)
+
+    def on_state(self, state: EmotionState) -> None:
+        self.emit(self.machine.update(state, self.clock()))
+
+    def acknowledge(self, by: str, long: bool = False) -> AlarmEvent | None:
+        events = self.machine.acknowledge(by, long, self.clock())
+        self.emit(events)
+        return events[0] if events else None
+
+    def snapshot(self) -> dict[str, Any]:
+        return self.machine.snapshot(self.clock())
+
+    def check_health(self) -> None:
+        now = self.clock()
+        for condition, sources in HEALTH_CONDITIONS.items():
+            down = {s: h.detail for s in sources if (h := self.hub.health.get(s)) is not None and h.status == "down"}
+            detail = "; ".join(f"{s}: {d}" if d else s for s, d in down.items())
+            self.emit(self.machine.set_technical(condition, bool(down), detail, now))
+
+    def check_temperature(self) -> None:
+        now = self.clock()
+        if self.thermal_glob is None or now < self._next_temp:
+            return
+        self._next_temp = now + self.temp_every_s
+        temp = read_cpu_temperature(self.thermal_glob)
+        if temp is None:
+            return
+        self.hub.metrics["cpu_temp_c"] = temp
+        limit = self.config.temperature_limit_c
+        hot = "overheat" in {a.condition for a in self.machine.active}
+        active = temp >= limit or (hot and temp > limit - OVERHEAT_HYSTERESIS_C)
+        self.emit(self.machine.set_technical("overheat", active, f"CPU {temp:.1f} C (limit {limit:.0f} C)", now))
+
+    def tick(self) -> None:
+        self.check_health()
+        self.check_temperature()
+        self.emit(self.machine.tick(self.clock()))
+
+
+async def serve(hub: Hub, stop: asyncio.Event, *, clock: Callable[[], float] | None = None,
+                tick_s: float = 0.25, thermal_glob: str | None = THERMAL_GLOB) -> None:
+    """Output protocol entry point: run the alarm logic until ``stop`` is set."""
+    service = AlarmService(hub, clock=clock, thermal_glob=thermal_glob)
+    service.install()
+    sub = hub.states.subscribe(maxsize=256, name="alarm")
+
+    async def consume() -> None:
+        async for state in sub:
+            try:
+                service.on_state(state)
+            except Exception:   # noqa: BLE001 - a bad state must not end alarm supervision
+                log.exception("alarm: could not process a state")
+
+    consumer = asyncio.create_task(consume(), name="alarm-states")
+    try:
+        while not stop.is_set():
+            try:
+                service.tick()
+            except Exception:   # noqa: BLE001
+                log.exception("alarm: tick failed")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), tick_s)
+    finally:
+        consumer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await consumer
+        sub.close()
