@@ -123,7 +123,7 @@ class AlarmConfig:
 @dataclass(frozen=True)
 class GpioConfig:
     enabled: bool = opt(True, "Drive the buzzer, LED and button.")
-    pin_factory: str = opt("auto", "gpiozero pin factory: auto (the board's), or mock (no hardware; logs pin changes).", choices=["auto", "mock", "lgpio", "rpigpio", "native"])
+    pin_factory: str = opt("auto", "gpiozero pin factory: auto (the board's), or mock (no hardware; logs pin changes), or jetson (Jetson.GPIO adapter).", choices=["auto", "mock", "lgpio", "rpigpio", "native", "jetson"])
     buzzer_pin: int = opt(17, "BCM pin of the active buzzer.", min=0, max=27)
     led_pin: int = opt(27, "BCM pin of the status LED (PWM capable).", min=0, max=27)
     button_pin: int = opt(22, "BCM pin of the acknowledge button (to ground; internal pull-up).", min=0, max=27)

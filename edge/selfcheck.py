@@ -233,6 +233,10 @@ def check_port(cfg: Config) -> CheckResult:
 def pin_factory(name: str) -> tuple[Any, bool]:
     """(gpiozero pin factory, is_mock) for [gpio] pin_factory, chosen as the service chooses it
     (edge.outputs.gpio.make_pin_factory); 'auto' falls back to mock pins off a Pi."""
+    if name == "jetson":
+        from edge.outputs.jetson_pins import JetsonFactory
+
+        return JetsonFactory(), False
     try:
         gpio_mod = importlib.import_module("edge.outputs.gpio")
     except ImportError:
@@ -246,8 +250,7 @@ def pin_factory(name: str) -> tuple[Any, bool]:
         return MockFactory(pin_class=MockPWMPin), True
     module, cls = {"lgpio": ("gpiozero.pins.lgpio", "LGPIOFactory"),
                    "rpigpio": ("gpiozero.pins.rpigpio", "RPiGPIOFactory"),
-                   "native": ("gpiozero.pins.native", "NativeFactory"),
-                   "jetson": ("edge.outputs.jetson_pins", "JetsonFactory")}[name]
+                   "native": ("gpiozero.pins.native", "NativeFactory")}[name]
     return getattr(importlib.import_module(module), cls)(), False
 
 
