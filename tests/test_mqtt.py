@@ -15,6 +15,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import uuid
@@ -29,7 +30,7 @@ from edge.events import AlarmEvent, EmotionState, utc_now_iso
 from edge.hub import Hub
 from edge.labels import LABELS
 from edge.outbox import Outbox
-from edge.outputs.mqtt import CommandError, Topics, discovery_messages, parse_command, serve
+from edge.outputs.mqtt import CommandError, Topics, discovery_messages, parse_command, serve, tls_context
 
 aiomqtt = pytest.importorskip("aiomqtt")
 
@@ -512,3 +513,18 @@ async def test_availability_will_offline_when_client_dies(broker: Broker, tmp_pa
     async with late.connect(broker.port, topic):
         await late.wait_count(topic, 1)
     assert late.messages[0][1:3] == (b"offline", True)
+
+
+async def test_disabled_and_bad_tls_settings(tmp_path: Path) -> None:
+    hub = Hub(config_mod.from_dict({"service": {"state_dir": str(tmp_path)}}))
+    await serve(hub, asyncio.Event())            # off by default: returns at once
+    assert hub.health["mqtt"].status == "disabled"
+    cfg = make_config(tmp_path, 8883, tls=True, ca_file=str(tmp_path / "missing-ca.pem"))
+    with pytest.raises(OSError):
+        tls_context(cfg.mqtt)
+    assert isinstance(tls_context(make_config(tmp_path, 8883, tls=True).mqtt), ssl.SSLContext)
+    hub = Hub(cfg)
+    stop = asyncio.Event()
+    stop.set()                                   # a bad TLS setting is reported, never raised
+    await serve(hub, stop)
+    assert hub.health["mqtt"].status == "down" and "MQTT not started" in hub.health["mqtt"].detail

@@ -280,7 +280,7 @@ class _Session:
                 raise task.exception()  # type: ignore[misc]
         # Clean shutdown: the will is not sent on a clean DISCONNECT, so say it ourselves.
         with contextlib.suppress(Exception):
-            await c.publish(t.availability, "offline", qos=1, retain=True, timeout=2.0)
+            await c.publish(t.availability, "offline", qos=1, retain=True, timeout=1.0)
 
     async def publish_discovery(self) -> None:
         for topic, payload in discovery_messages(self.hub.config, self.topics):
@@ -396,12 +396,27 @@ async def serve(hub: Hub, stop: asyncio.Event, *, backoff: Backoff | None = None
             will=aiomqtt.Will(topics.availability, "offline", qos=1, retain=True),
             keepalive=cfg.keepalive, clean_session=True, tls_context=ctx,
         )
-        try:
+        connected = asyncio.Event()
+
+        async def connect_and_run(client: aiomqtt.Client = client, connected: asyncio.Event = connected) -> None:
             async with client:
-                attempt = 0
+                connected.set()
                 hub.set_health("mqtt", "ok", f"connected to {where}")
                 log.info("MQTT connected to %s as %s", where, client.identifier)
-                await _Session(hub, client, outbox, topics).run(stop)
+                await _Session(hub, client, outbox, topics).run(stop)  # returns soon after stop
+
+        task = asyncio.create_task(connect_and_run())
+        stopper = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            if not task.done() and not connected.is_set():
+                task.cancel()  # stop while still connecting: do not hold up the shutdown
+            await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if task.cancelled() and stop.is_set() and not (current and current.cancelling()):
+                break
+            raise
         except aiomqtt.MqttError as exc:
             if hub.health.get("mqtt") is None or hub.health["mqtt"].status != "down":
                 log.warning("MQTT broker %s unreachable (%s); %d events wait in the outbox",
@@ -410,6 +425,12 @@ async def serve(hub: Hub, stop: asyncio.Event, *, backoff: Backoff | None = None
         except Exception as exc:  # noqa: BLE001 - a bug here must not end the output; retry later
             log.exception("MQTT session failed")
             hub.set_health("mqtt", "down", f"{where}: {exc.__class__.__name__}: {exc}")
+        finally:
+            stopper.cancel()
+            if not task.done():
+                task.cancel()
+        if connected.is_set():
+            attempt = 0
         if stop.is_set():
             break
         await _first_of(wait(attempt), stop)
