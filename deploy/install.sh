@@ -13,13 +13,16 @@
 set -euo pipefail
 
 SRC="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-PREFIX=/opt/medtrack
+# DESTDIR (tests only): prefixes every installed path; the unit and config still name the real ones.
+DESTDIR="${DESTDIR:-}"
+PREFIX="$DESTDIR/opt/medtrack"
 VENV="$PREFIX/venv"
 MODELS="$PREFIX/models"
-CONF_DIR=/etc/medtrack
+CONF_DIR="$DESTDIR/etc/medtrack"
 CONF="$CONF_DIR/config.toml"
-STATE=/var/lib/medtrack
-UNIT=/etc/systemd/system/medtrack.service
+STATE="$DESTDIR/var/lib/medtrack"
+UNIT="$DESTDIR/etc/systemd/system/medtrack.service"
+BIN_LINK="$DESTDIR/usr/local/bin/medtrack"
 SERVICE_USER=medtrack
 GROUPS_WANTED=(video audio gpio)
 
@@ -115,7 +118,7 @@ uninstall() {
         if have_systemd; then run systemctl daemon-reload; fi
     fi
     if [[ -d "$PREFIX" ]]; then run rm -rf -- "${PREFIX:?}"; fi
-    run rm -f /usr/local/bin/medtrack
+    run rm -f "$BIN_LINK"
     if [[ $PURGE -eq 1 ]]; then
         if [[ -d "$CONF_DIR" ]]; then run rm -rf -- "${CONF_DIR:?}"; fi
         if [[ -d "$STATE" ]]; then run rm -rf -- "${STATE:?}"; fi
@@ -193,7 +196,7 @@ EOF
             warn "system OpenCV with GStreamer not found: CSI cameras (nvarguscamerasrc) will not open; USB cameras will"
         fi
     fi
-    run ln -sf "$VENV/bin/medtrack" /usr/local/bin/medtrack
+    run ln -sf "$VENV/bin/medtrack" "$BIN_LINK"
 }
 
 install_models() {

@@ -4,11 +4,14 @@ Under systemd ($JOURNAL_STREAM or $INVOCATION_ID set) each line is ``<P>LEVEL na
 stdout with no timestamp (journald adds its own) and the sd-daemon(3) priority prefix ``<P>``, so
 ``journalctl -p warning`` works. Elsewhere: ``2025-01-01 12:00:00,000 LEVEL name: message`` on stderr.
 
-Call ``setup(config.service.log_level)`` once at the start of ``medtrack run``.
+Under systemd, faulthandler is enabled too: when the watchdog fires (SIGABRT), every thread's stack
+goes to the journal, which shows where the pipeline hung. Call ``setup(config.service.log_level)``
+once at the start of ``medtrack run``.
 """
 
 from __future__ import annotations
 
+import faulthandler
 import logging
 import os
 import sys
@@ -57,6 +60,8 @@ def setup(level: str | int = "INFO", env: Mapping[str, str] | None = None,
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper() if isinstance(level, str) else level)
+    if journal and not faulthandler.is_enabled():
+        faulthandler.enable()  # a watchdog SIGABRT dumps every thread's stack into the journal
     for noisy in ("PIL", "picamera2"):  # picamera2 logs every configuration at INFO
         if logging.getLogger(noisy).level == logging.NOTSET:
             logging.getLogger(noisy).setLevel(max(root.level, logging.WARNING))
