@@ -251,6 +251,7 @@ class Pipeline:
         self._last_publish = 0.0
         self._mode = ""
         self._errors: dict[str, str] = {}
+        self._busy: set[str] = set()
 
     # ---- thread -> loop
     def _post(self, fn: Callable[..., None], *args: Any) -> None:
@@ -337,13 +338,17 @@ class Pipeline:
             if frame is None or frame.t < next_due - tolerance:
                 continue   # analysis fps: skip frames that come before the next analysis is due
             next_due = max(next_due + self.period, frame.t)
+            self._busy.add("face")
             try:
                 reading, detail = self.face.process(frame)
             except Exception as exc:  # noqa: BLE001 - one bad frame must not stop the stage
                 self._post(self._stage_error, "face", exc)
                 continue
-            self.frames_analysed += 1
-            self._post(self._on_result, "face", reading, frame.t, detail)
+            else:
+                self.frames_analysed += 1
+                self._post(self._on_result, "face", reading, frame.t, detail)
+            finally:
+                self._busy.discard("face")
 
     def _voice_worker(self) -> None:
         assert self.voice is not None
@@ -351,13 +356,25 @@ class Pipeline:
             got = self.ring.read(timeout=0.25)
             if got is None:
                 continue
+            self._busy.add("voice")
             try:
-                results = self.voice.feed(*got)
+                for reading, t, detail in self.voice.feed(*got):
+                    self._post(self._on_result, "voice", reading, t, detail)
             except Exception as exc:  # noqa: BLE001
                 self._post(self._stage_error, "voice", exc)
-                continue
-            for reading, t, detail in results:
-                self._post(self._on_result, "voice", reading, t, detail)
+            finally:
+                self._busy.discard("voice")
+
+    def idle(self) -> bool:
+        """No frame or audio waiting and no stage busy (file sources have been fully analysed)."""
+        return self.slot.empty() and self.ring.empty() and not self._busy
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Wait until everything captured so far is analysed and published."""
+        deadline = time.monotonic() + timeout
+        while not self.idle() and time.monotonic() < deadline:
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0)   # let the results posted by the workers run
 
     def metrics(self) -> dict[str, float]:
         m: dict[str, float] = {"frames_analysed": float(self.frames_analysed),

@@ -254,6 +254,7 @@ class Service:
         if not self.stop_when_sources_end:
             return
         await pipeline.sources_ended.wait()
+        await pipeline.drain()
         log.info("all media files played: stopping")
         stop.set()
 
@@ -287,8 +288,8 @@ def status_document(hub: Hub) -> dict[str, Any]:
     }
 
 
-async def serve_minimal_status(hub: Hub, stop: asyncio.Event) -> None:
-    """Fallback web output (only when edge.outputs.web is absent): GET /api/status as JSON."""
+def make_status_app(hub: Hub) -> Any:
+    """The minimal aiohttp app: GET /api/status -> ``status_document`` as JSON."""
     from aiohttp import web
 
     async def status(_request: web.Request) -> web.Response:
@@ -296,6 +297,14 @@ async def serve_minimal_status(hub: Hub, stop: asyncio.Event) -> None:
 
     app = web.Application()
     app.router.add_get("/api/status", status)
+    return app
+
+
+async def serve_minimal_status(hub: Hub, stop: asyncio.Event) -> None:
+    """Fallback web output (only when edge.outputs.web is absent): GET /api/status as JSON."""
+    from aiohttp import web
+
+    app = make_status_app(hub)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     cfg = hub.config.web

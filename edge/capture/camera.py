@@ -74,6 +74,9 @@ class LatestSlot:
             self._cond.notify_all()
             return frame
 
+    def empty(self) -> bool:
+        return self._frame is None
+
     def close(self) -> None:
         with self._cond:
             self._closed = True
@@ -264,6 +267,8 @@ class CameraSource:
         self.ended = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        if isinstance(clock, MediaClock):
+            clock.drive(name)   # the audio waits for the video to start
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name=self.name, daemon=True)
@@ -298,8 +303,8 @@ class CameraSource:
                     self.clock.release(self.name)
                 reader.close()
             if ended:
-                self.on_health(self.name, "disabled", "end of video file")
                 self.ended.set()
+                self.on_health(self.name, "disabled", "end of video file")
                 return
             self._stop.wait(delay)
 

@@ -102,6 +102,9 @@ class AudioRing:
             self._cond.notify_all()
             return out, self._t_end
 
+    def empty(self) -> bool:
+        return self._written == self._read
+
     def close(self) -> None:
         with self._cond:
             self._closed = True
@@ -131,6 +134,7 @@ class PyAudioBackend:
         self.chunk = max(1, int(sample_rate * chunk_s))
         self.clock = clock
         self.silence_timeout_s = silence_timeout_s
+        self.poll_s = 0.25
         self._pa = None
         self._stream = None
         self._last = 0.0
@@ -189,7 +193,7 @@ class PyAudioBackend:
         self._last = time.monotonic()
         self._stream.start_stream()
         reported = False
-        while not stop.wait(0.25):
+        while not stop.wait(self.poll_s):
             silent = time.monotonic() - self._last
             active = self._stream.is_active()
             if not active or silent > self.silence_timeout_s:
@@ -334,7 +338,7 @@ class MicrophoneSource:
                     clock.release(self.name)
                 backend.close()
             if ended:
-                self.on_health(self.name, "disabled", "end of audio file")
                 self.ended.set()
+                self.on_health(self.name, "disabled", "end of audio file")
                 return
             self._stop.wait(delay)
