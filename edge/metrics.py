@@ -1,0 +1,220 @@
+"""Prometheus text exposition (format 0.0.4, written by hand: no dependency) and the box's system
+readings (CPU %, temperature, memory, disk) from /proc and /sys, without psutil.
+
+Series: ``medtrack_state{label}`` (1 for the current label), ``medtrack_emotion_probability{label}``,
+``medtrack_distress_score``, ``medtrack_alarm_active``, ``medtrack_alarm_events_total{kind,priority}``,
+``medtrack_analysed_fps``, ``medtrack_stage_latency_ms{stage,stat}`` (from hub.metrics keys like
+``face_ms`` / ``face_ms_p50``), ``medtrack_source_up{source}``, ``medtrack_source_status{source,status}``,
+every other numeric hub metric as ``medtrack_<key>``, uptime, build info and system gauges.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import shutil
+import time
+from collections import Counter
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edge import __version__
+from edge.events import AlarmEvent
+from edge.labels import LABELS
+
+if TYPE_CHECKING:
+    from edge.hub import Hub
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_STAGE_RE = re.compile(r"^(?P<stage>[a-z0-9_]+?)_ms(?:_(?P<stat>p\d+|mean|max|min|avg))?$")
+_NAME_BAD = re.compile(r"[^a-zA-Z0-9_]")
+FPS_KEYS = ("fps", "analysed_fps", "analyzed_fps")
+UP_STATUSES = ("ok", "degraded")
+
+
+def _escape_label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def _fmt(value: float) -> str:
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    return repr(float(value)) if not float(value).is_integer() else str(int(value))
+
+
+class _Writer:
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self._declared: set[str] = set()
+
+    def sample(self, name: str, mtype: str, help_text: str, value: float,
+               labels: dict[str, str] | None = None) -> None:
+        if name not in self._declared:
+            self._declared.add(name)
+            self.lines.append(f"# HELP {name} {help_text.replace(chr(92), chr(92) * 2).replace(chr(10), ' ')}")
+            self.lines.append(f"# TYPE {name} {mtype}")
+        lab = ""
+        if labels:
+            lab = "{" + ",".join(f'{k}="{_escape_label(str(v))}"' for k, v in labels.items()) + "}"
+        self.lines.append(f"{name}{lab} {_fmt(value)}")
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + "\n"
+
+
+class AlarmCounters:
+    """Counts alarm events by kind and priority since start (feed it every hub event)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[tuple[str, str]] = Counter()
+
+    def observe(self, event: AlarmEvent) -> None:
+        self.counts[(event.kind, event.priority)] += 1
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return float(value)
+    if isinstance(value, int | float):
+        return float(value)
+    return None
+
+
+def render(hub: Hub, counters: AlarmCounters | None = None, system: dict[str, Any] | None = None) -> str:
+    """The Prometheus text exposition of the hub's state, alarms, sources and metrics."""
+    w = _Writer()
+    state = hub.latest_state
+    current = state.label if state else ""
+    for label in LABELS:
+        w.sample("medtrack_state", "gauge", "1 for the current fused emotion label, else 0.",
+                 1.0 if label == current else 0.0, {"label": label})
+    if state is not None:
+        for label, p in zip(LABELS, state.probs, strict=False):
+            w.sample("medtrack_emotion_probability", "gauge", "Fused probability of each label.",
+                     float(p), {"label": label})
+        w.sample("medtrack_distress_score", "gauge", "Fused distress score (0..1).", float(state.distress))
+        w.sample("medtrack_state_confidence", "gauge", "Confidence of the fused label.", float(state.confidence))
+    snap = hub.alarm_snapshot() or {}
+    w.sample("medtrack_alarm_active", "gauge", "1 while an alarm is active.", 1.0 if snap.get("active") else 0.0)
+    priority = snap.get("priority") if snap.get("active") else None
+    for prio in ("high", "medium", "low"):
+        w.sample("medtrack_alarm_priority", "gauge", "1 for the priority of the active alarm.",
+                 1.0 if prio == priority else 0.0, {"priority": prio})
+    counts = counters.counts if counters else Counter()
+    if not counts:
+        w.sample("medtrack_alarm_events_total", "counter", "Alarm events since start, by kind and priority.",
+                 0, {"kind": "raised", "priority": "high"})
+    for (kind, prio), n in sorted(counts.items()):
+        w.sample("medtrack_alarm_events_total", "counter", "Alarm events since start, by kind and priority.",
+                 n, {"kind": kind, "priority": prio})
+
+    metrics = dict(hub.metrics)
+    fps_key = next((k for k in FPS_KEYS if k in metrics), None)
+    if fps_key is not None:
+        value = _number(metrics.pop(fps_key))
+        if value is not None:
+            w.sample("medtrack_analysed_fps", "gauge", "Frames analysed per second by the pipeline.", value)
+    for key in sorted(metrics):
+        value = _number(metrics[key])
+        if value is None:
+            continue
+        m = _STAGE_RE.match(key)
+        if m:
+            w.sample("medtrack_stage_latency_ms", "gauge", "Pipeline stage latency in milliseconds.", value,
+                     {"stage": m["stage"], "stat": m["stat"] or "last"})
+    for key in sorted(metrics):
+        value = _number(metrics[key])
+        if value is None or _STAGE_RE.match(key):
+            continue
+        name = "medtrack_" + _NAME_BAD.sub("_", key)
+        w.sample(name, "gauge", f"Service metric {key}.", value)
+
+    for source, health in sorted(hub.health.items()):
+        w.sample("medtrack_source_up", "gauge", "1 when the source or stage is ok or degraded, 0 when not.",
+                 1.0 if health.status in UP_STATUSES else 0.0, {"source": source})
+    for source, health in sorted(hub.health.items()):
+        w.sample("medtrack_source_status", "gauge", "1 for the current status of each source.", 1.0,
+                 {"source": source, "status": health.status})
+
+    if system:
+        for key, help_text in (("cpu_percent", "CPU use of the box in percent."),
+                               ("temperature_c", "CPU temperature in degrees Celsius."),
+                               ("memory_used_percent", "Memory in use in percent."),
+                               ("disk_used_percent", "State directory disk use in percent.")):
+            value = _number(system.get(key))
+            if value is not None and f"medtrack_{key}" not in w._declared:
+                w.sample(f"medtrack_system_{key}", "gauge", help_text, value)
+    w.sample("medtrack_uptime_seconds", "gauge", "Seconds since the service started.", hub.uptime_s())
+    w.sample("medtrack_build_info", "gauge", "Software version.", 1.0, {"version": __version__})
+    return w.text()
+
+
+class SystemStats:
+    """CPU %, temperature, memory and disk of the box (Linux /proc, /sys); missing readings are None."""
+
+    def __init__(self, disk_path: str | Path = "/", proc: str | Path = "/proc", sys_path: str | Path = "/sys"):
+        self.disk_path = Path(disk_path)
+        self.proc = Path(proc)
+        self.sys = Path(sys_path)
+        self._last_cpu: tuple[int, int] | None = None
+        self._last: dict[str, Any] = {}
+        self._last_t = float("-inf")
+
+    def _cpu_percent(self) -> float | None:
+        try:
+            fields = (self.proc / "stat").read_text().splitlines()[0].split()[1:]
+            values = [int(v) for v in fields]
+        except (OSError, ValueError, IndexError):
+            return None
+        idle = values[3] + (values[4] if len(values) > 4 else 0)
+        total = sum(values[:8])
+        prev, self._last_cpu = self._last_cpu, (idle, total)
+        if prev is None or total <= prev[1]:
+            return None
+        return round(100.0 * (1 - (idle - prev[0]) / (total - prev[1])), 1)
+
+    def _temperature(self) -> float | None:
+        for zone in sorted(self.sys.glob("class/thermal/thermal_zone*/temp")):
+            try:
+                return round(int(zone.read_text().strip()) / 1000.0, 1)
+            except (OSError, ValueError):
+                continue
+        return None
+
+    def _memory(self) -> tuple[float | None, float | None]:
+        try:
+            info = {}
+            for line in (self.proc / "meminfo").read_text().splitlines():
+                key, _, rest = line.partition(":")
+                info[key] = int(rest.split()[0]) * 1024
+            total, avail = info["MemTotal"], info["MemAvailable"]
+        except (OSError, ValueError, KeyError, IndexError):
+            return None, None
+        return round(100.0 * (total - avail) / total, 1), round(total / 2**20, 1)
+
+    def read(self, max_age_s: float = 2.0) -> dict[str, Any]:
+        """Current readings (cached for ``max_age_s``: cheap under load)."""
+        now = time.monotonic()
+        if now - self._last_t < max_age_s:
+            return self._last
+        mem_pct, mem_total = self._memory()
+        try:
+            du = shutil.disk_usage(self.disk_path if self.disk_path.exists() else "/")
+            disk_pct: float | None = round(100.0 * du.used / du.total, 1)
+            disk_free_mb: float | None = round(du.free / 2**20, 1)
+        except OSError:
+            disk_pct = disk_free_mb = None
+        try:
+            load1: float | None = round(os.getloadavg()[0], 2)
+        except OSError:
+            load1 = None
+        self._last = {
+            "cpu_percent": self._cpu_percent(), "temperature_c": self._temperature(),
+            "memory_used_percent": mem_pct, "memory_total_mb": mem_total,
+            "disk_used_percent": disk_pct, "disk_free_mb": disk_free_mb, "load_1m": load1,
+        }
+        self._last_t = now
+        return self._last

@@ -1,0 +1,365 @@
+/* MedTrack status page: live state (SSE, reconnects by itself), alarm banner with acknowledge,
+   30-minute timeline (canvas), alarm history and device health. Vanilla JS, no build step. */
+(function () {
+  'use strict';
+  var $ = function (id) { return document.getElementById(id); };
+  var t = function (k, v) { return MT.t(k, v); };
+  var WINDOW_MS = 30 * 60 * 1000;
+  var LABEL_COLORS = { neutral: '#6b7280', happy: '#15803d', surprise: '#0e7490', sad: '#1d4ed8',
+    fear: '#7e22ce', disgust: '#a16207', angry: '#b91c1c', unknown: '#d1d5db' };
+  var S = { status: null, state: null, stateAt: 0, ageAt: 0, alarm: null, points: [], offset: 0,
+    thresholds: { on: 0.55, off: 0.35, high: 0.85 }, silenceLong: 600, labels: [], chartDirty: true,
+    lastPoint: 0, retry: 1000 };
+
+  // ------------------------------------------------------------------ helpers
+  function csrf() {
+    var m = document.cookie.match(/(?:^|;\s*)medtrack_csrf=([^;]+)/);
+    return m ? decodeURIComponent(m[1]) : '';
+  }
+  function api(path, opts) {
+    opts = opts || {};
+    opts.credentials = 'same-origin';
+    opts.headers = Object.assign({ Accept: 'application/json' }, opts.headers || {});
+    return fetch(path, opts).then(function (r) {
+      if (r.status === 401) { location.href = '/login?lang=' + MT.lang; throw new Error('401'); }
+      return r.json().catch(function () { return {}; }).then(function (body) {
+        if (!r.ok) { var e = new Error(body.error || r.statusText); e.status = r.status; e.body = body; throw e; }
+        return body;
+      });
+    });
+  }
+  function post(path, data) {
+    return api(path, { method: 'POST', body: JSON.stringify(data || {}),
+      headers: { 'Content-Type': 'application/json', 'X-CSRF-Token': csrf() } });
+  }
+  function el(tag, cls, text) {
+    var e = document.createElement(tag);
+    if (cls) e.className = cls;
+    if (text !== undefined && text !== null) e.textContent = text;
+    return e;
+  }
+  function num(x, digits) {
+    return new Intl.NumberFormat(MT.lang, { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(x);
+  }
+  function pct(x) { return new Intl.NumberFormat(MT.lang, { style: 'percent', maximumFractionDigits: 0 }).format(x); }
+  function clock(ms) {
+    return new Date(ms).toLocaleTimeString(MT.lang, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  }
+  function dateTime(iso) {
+    var d = new Date(iso);
+    if (isNaN(d)) return iso || '';
+    var today = new Date().toDateString() === d.toDateString();
+    return today ? d.toLocaleTimeString(MT.lang) : d.toLocaleString(MT.lang);
+  }
+  function duration(s) {
+    s = Math.max(0, Math.floor(s));
+    var d = Math.floor(s / 86400), h = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
+    if (d) return d + ' ' + t('unit_d') + ' ' + h + ' ' + t('unit_h');
+    if (h) return h + ' ' + t('unit_h') + ' ' + m + ' ' + t('unit_min');
+    return m + ' ' + t('unit_min') + ' ' + (s % 60) + ' s';
+  }
+  function labelText(label) { return label ? t('label_' + label) : t('label_none'); }
+  function serverNow() { return Date.now() + S.offset; }
+  function showMsg(text) {
+    var m = $('msg');
+    m.textContent = text;
+    m.hidden = false;
+    clearTimeout(showMsg.timer);
+    showMsg.timer = setTimeout(function () { m.hidden = true; }, 6000);
+  }
+
+  // ------------------------------------------------------------------ state tile and modalities
+  function renderState() {
+    var st = S.state, tile = $('tile');
+    var label = st ? st.label : 'none';
+    tile.className = 'tile lab-' + (LABEL_COLORS[label] ? label : 'none');
+    $('tile-label').textContent = st ? labelText(st.label) : t('waiting');
+    $('tile-distress').textContent = st ? num(st.distress, 2) : '–';
+    $('tile-conf').textContent = st ? pct(st.confidence) : '–';
+    $('tile-bar').style.width = st ? Math.round(Math.min(1, st.distress) * 100) + '%' : '0';
+    $('tile-thr').style.left = Math.round(S.thresholds.on * 100) + '%';
+    renderAge();
+    renderModalities();
+  }
+  function renderAge() {
+    if (!S.state) { $('tile-age').textContent = ''; return; }
+    var age = S.ageAt + (Date.now() - S.stateAt) / 1000;
+    var stale = age > 5;
+    $('tile').classList.toggle('stale', stale);
+    $('tile-age').textContent = stale ? t('stale', { s: Math.round(age) }) : '';
+  }
+  function barRow(cls, name, value, valueText, color) {
+    var row = el('div', cls);
+    row.appendChild(el('span', cls + '-name', name));
+    var meter = el('div', 'meter'), fill = el('div', 'meter-fill');
+    fill.style.width = Math.round(Math.max(0, Math.min(1, value)) * 100) + '%';
+    fill.style.background = color || '#374151';
+    meter.appendChild(fill);
+    row.appendChild(meter);
+    row.appendChild(el('span', cls + '-val', valueText));
+    return row;
+  }
+  function renderModalities() {
+    var mods = $('mods'), probs = $('probs');
+    mods.textContent = '';
+    probs.textContent = '';
+    var st = S.state;
+    ['face', 'voice'].forEach(function (m) {
+      var d = st && st.modalities ? st.modalities[m] : null;
+      var live = d && d.live;
+      var text = live ? labelText(d.label) + ' ' + pct(d.confidence || 0) : t('no_signal');
+      var row = barRow('mod', t('mod_' + m), live ? (d.confidence || 0) : 0, text, live ? LABEL_COLORS[d.label] : null);
+      if (!live) row.classList.add('off');
+      mods.appendChild(row);
+    });
+    var names = S.labels.length ? S.labels : Object.keys(LABEL_COLORS).filter(function (k) { return k !== 'unknown'; });
+    names.forEach(function (name) {
+      var p = st && st.probs ? (st.probs[name] || 0) : 0;
+      probs.appendChild(barRow('bar', labelText(name), p, pct(p), LABEL_COLORS[name]));
+    });
+  }
+
+  // ------------------------------------------------------------------ alarm banner
+  function renderAlarm() {
+    var a = S.alarm, box = $('alarm');
+    if (!a || !a.active) { box.hidden = true; return; }
+    box.hidden = false;
+    box.className = 'alarm prio-' + (a.priority || 'high') + (a.acknowledged ? ' acked' : '');
+    $('alarm-prio').textContent = t('prio_' + (a.priority || 'high'));
+    $('alarm-cond').textContent = a.condition ? t('cond_' + a.condition) : '';
+    var parts = [];
+    if (a.since) parts.push(t('since', { t: dateTime(a.since) }));
+    if (a.acknowledged && a.acknowledged_by) parts.push(t('acknowledged_by', { by: a.acknowledged_by }));
+    if (a.silenced_until) parts.push(t('silenced_until', { t: dateTime(a.silenced_until) }));
+    else if (a.silenced_for_s > 0) parts.push(t('silenced'));
+    $('alarm-detail').textContent = parts.join(' · ');
+    $('silence').textContent = t('silence', { m: Math.round(S.silenceLong / 60) });
+  }
+  function acknowledge(long) {
+    var path = long ? '/api/silence' : '/api/acknowledge';
+    $('ack').disabled = $('silence').disabled = true;
+    post(path, {}).then(function (body) {
+      S.alarm = body.alarm;
+      renderAlarm();
+      showMsg(t('kind_' + body.event.kind) + ' · ' + (body.event.by || ''));
+      loadEvents();
+    }).catch(function (e) {
+      showMsg(e.status === 409 ? t('nothing_to_ack') : t('ack_failed', { e: e.message }));
+      if (e.body && e.body.alarm) { S.alarm = e.body.alarm; renderAlarm(); }
+    }).then(function () { $('ack').disabled = $('silence').disabled = false; });
+  }
+
+  // ------------------------------------------------------------------ timeline chart
+  function addPoint(st, alarmActive) {
+    if (!st) return;
+    var now = serverNow(), a = alarmActive ? 1 : 0;
+    var last = S.points[S.points.length - 1];
+    if (last && now - last[0] < 1000 && last[3] === a) return;
+    S.points.push([now, st.label, st.distress, a]);
+    var cut = now - WINDOW_MS;
+    while (S.points.length && S.points[0][0] < cut) S.points.shift();
+    S.chartDirty = true;
+  }
+  function drawChart() {
+    var c = $('chart');
+    var dpr = window.devicePixelRatio || 1;
+    var w = c.clientWidth, h = c.clientHeight;
+    if (!w || !h) return;
+    if (c.width !== Math.round(w * dpr) || c.height !== Math.round(h * dpr)) {
+      c.width = Math.round(w * dpr); c.height = Math.round(h * dpr);
+    }
+    var g = c.getContext('2d');
+    g.setTransform(dpr, 0, 0, dpr, 0, 0);
+    g.clearRect(0, 0, w, h);
+    var L = 34, R = 8, T = 8, B = 34, pw = w - L - R, ph = h - T - B;
+    var now = serverNow(), t0 = now - WINDOW_MS;
+    var x = function (ms) { return L + (ms - t0) / WINDOW_MS * pw; };
+    var y = function (v) { return T + (1 - Math.max(0, Math.min(1, v))) * ph; };
+    var pts = S.points.filter(function (p) { return p[0] >= t0; });
+    var gap = 5000;
+    // alarm periods
+    g.fillStyle = 'rgba(185,28,28,0.22)';
+    for (var i = 0; i < pts.length; i++) {
+      if (!pts[i][3]) continue;
+      var end = i + 1 < pts.length && pts[i + 1][0] - pts[i][0] < 15000 ? pts[i + 1][0] : pts[i][0] + 1000;
+      g.fillRect(x(pts[i][0]), T, Math.max(1, x(end) - x(pts[i][0])), ph);
+    }
+    // grid and axes
+    g.strokeStyle = '#e5e7eb'; g.lineWidth = 1; g.fillStyle = '#6b7280';
+    g.font = '11px system-ui, sans-serif'; g.textAlign = 'right'; g.textBaseline = 'middle';
+    [0, 0.5, 1].forEach(function (v) {
+      g.beginPath(); g.moveTo(L, y(v)); g.lineTo(L + pw, y(v)); g.stroke();
+      g.fillText(num(v, 1), L - 4, y(v));
+    });
+    g.textAlign = 'center'; g.textBaseline = 'top';
+    var step = 5 * 60 * 1000, first = Math.ceil(t0 / step) * step;
+    for (var tm = first; tm <= now; tm += step) {
+      g.beginPath(); g.moveTo(x(tm), T); g.lineTo(x(tm), T + ph); g.stroke();
+      var label = new Date(tm).toLocaleTimeString(MT.lang, { hour: '2-digit', minute: '2-digit' });
+      if (x(tm) > L + 14 && x(tm) < L + pw - 14) g.fillText(label, x(tm), T + ph + 12);
+    }
+    // threshold
+    g.strokeStyle = '#b45309'; g.setLineDash([5, 4]);
+    g.beginPath(); g.moveTo(L, y(S.thresholds.on)); g.lineTo(L + pw, y(S.thresholds.on)); g.stroke();
+    g.setLineDash([]);
+    // label strip
+    for (var j = 0; j < pts.length; j++) {
+      var nx = j + 1 < pts.length && pts[j + 1][0] - pts[j][0] < gap ? pts[j + 1][0] : pts[j][0] + 1000;
+      g.fillStyle = LABEL_COLORS[pts[j][1]] || '#d1d5db';
+      g.fillRect(x(pts[j][0]), T + ph + 3, Math.max(1, x(nx) - x(pts[j][0])), 7);
+    }
+    // distress line
+    g.strokeStyle = '#111827'; g.lineWidth = 2; g.beginPath();
+    for (var k = 0; k < pts.length; k++) {
+      var px = x(pts[k][0]), py = y(pts[k][2]);
+      if (k === 0 || pts[k][0] - pts[k - 1][0] > gap) g.moveTo(px, py); else g.lineTo(px, py);
+    }
+    g.stroke();
+    S.chartDirty = false;
+  }
+  function loadTimeline() {
+    return api('/api/timeline?minutes=30').then(function (d) {
+      S.offset = d.now_ms - Date.now();
+      S.points = d.points;
+      S.chartDirty = true;
+    }).catch(function () {});
+  }
+
+  // ------------------------------------------------------------------ history and health
+  function loadEvents() {
+    return api('/api/events?limit=50').then(function (d) {
+      var body = $('history').tBodies[0];
+      body.textContent = '';
+      d.events.forEach(function (ev) {
+        var tr = el('tr');
+        tr.appendChild(el('td', '', dateTime(ev.time)));
+        tr.appendChild(el('td', '', t('kind_' + ev.kind)));
+        tr.appendChild(el('td', '', t('cond_' + ev.condition)));
+        var td = el('td');
+        td.appendChild(el('span', 'pill ' + ev.priority, t('prio_' + ev.priority)));
+        tr.appendChild(td);
+        tr.appendChild(el('td', '', ev.by || ''));
+        body.appendChild(tr);
+      });
+      $('no-events').hidden = d.events.length > 0;
+      $('store-warn').hidden = d.source !== 'memory';
+    }).catch(function () {});
+  }
+  function kv(dl, key, value) {
+    if (value === null || value === undefined || value === '') return;
+    dl.appendChild(el('dt', '', key));
+    dl.appendChild(el('dd', '', value));
+  }
+  function loadHealth() {
+    return api('/api/health').then(function (d) {
+      var chips = $('sources');
+      chips.textContent = '';
+      Object.keys(d.sources).forEach(function (name) {
+        var s = d.sources[name];
+        var chip = el('span', 'chip st-' + s.status, t('src_' + name).replace('src_', '') + ' : ' + t('status_' + s.status));
+        if (MT.lang === 'en') chip.textContent = chip.textContent.replace(' : ', ': ');
+        chip.title = s.detail || '';
+        chips.appendChild(chip);
+      });
+      var m = d.metrics || {}, sys = d.system || {};
+      var dl = $('sys');
+      dl.textContent = '';
+      var fps = m.fps !== undefined ? m.fps : m.analysed_fps;
+      kv(dl, t('fps'), fps !== undefined ? num(fps, 1) : null);
+      var cpu = m.cpu_percent !== undefined ? m.cpu_percent : sys.cpu_percent;
+      kv(dl, t('cpu'), cpu !== null && cpu !== undefined ? num(cpu, 0) + ' %' : null);
+      var temp = m.cpu_temp_c !== undefined ? m.cpu_temp_c : sys.temperature_c;
+      kv(dl, t('temperature'), temp !== null && temp !== undefined ? num(temp, 1) + ' °C' : null);
+      kv(dl, t('memory'), sys.memory_used_percent !== null && sys.memory_used_percent !== undefined
+        ? num(sys.memory_used_percent, 0) + ' %' : null);
+      kv(dl, t('disk'), sys.disk_used_percent !== null && sys.disk_used_percent !== undefined
+        ? num(sys.disk_used_percent, 0) + ' %' + (sys.disk_free_mb ? ' (' + num(sys.disk_free_mb / 1024, 1) + ' GB)' : '') : null);
+      kv(dl, t('uptime'), duration(d.uptime_s));
+      kv(dl, t('version'), d.version);
+      var lat = $('lat');
+      lat.textContent = '';
+      Object.keys(m).sort().forEach(function (k) {
+        if (/_ms(_|$)/.test(k) && typeof m[k] === 'number') kv(lat, k.replace(/_/g, ' '), num(m[k], 1) + ' ms');
+      });
+      var ul = $('models');
+      ul.textContent = '';
+      (d.models || []).forEach(function (mod) {
+        var li = el('li', '', (mod.name || mod.file || '?') + (mod.version ? ' ' + mod.version : '') +
+          (mod.backend ? ' · ' + mod.backend : '') + ' ');
+        if (mod.sha256) li.appendChild(el('code', '', t('hash') + ' ' + String(mod.sha256).slice(0, 16)));
+        ul.appendChild(li);
+      });
+    }).catch(function () {});
+  }
+
+  // ------------------------------------------------------------------ status and live stream
+  function applyStatus(s) {
+    S.status = s;
+    S.thresholds = s.thresholds || S.thresholds;
+    S.silenceLong = (s.silence_s && s.silence_s.long) || S.silenceLong;
+    S.labels = s.labels || S.labels;
+    $('device').textContent = [s.device_id, s.location].filter(Boolean).join(' · ');
+    $('authoff').hidden = s.auth !== false;
+    $('logout').hidden = s.auth === false;
+    onState(s);
+  }
+  function onState(d) {
+    S.state = d.state;
+    S.ageAt = d.age_s || 0;
+    S.stateAt = Date.now();
+    S.alarm = d.alarm;
+    addPoint(d.state, d.alarm && d.alarm.active);
+    renderState();
+    renderAlarm();
+  }
+  function setConn(on) {
+    var c = $('conn');
+    c.className = 'conn ' + (on ? 'on' : 'off');
+    c.setAttribute('data-i18n', on ? 'live' : 'reconnecting');
+    c.textContent = t(on ? 'live' : 'reconnecting');
+  }
+  function connect() {
+    var es = new EventSource('/api/stream');
+    es.addEventListener('state', function (e) { S.retry = 1000; onState(JSON.parse(e.data)); });
+    es.addEventListener('alarm', function (e) {
+      var d = JSON.parse(e.data);
+      S.alarm = d.alarm;
+      renderAlarm();
+      loadEvents();
+    });
+    es.onopen = function () { setConn(true); };
+    es.onerror = function () {
+      setConn(false);
+      if (es.readyState === EventSource.CLOSED) {  // the browser gave up (e.g. 401): retry ourselves
+        es.close();
+        setTimeout(function () {
+          api('/api/status').then(applyStatus).catch(function () {}).then(connect);
+        }, S.retry);
+        S.retry = Math.min(S.retry * 2, 30000);
+      }
+    };
+  }
+
+  document.addEventListener('DOMContentLoaded', function () {
+    $('ack').addEventListener('click', function () { acknowledge(false); });
+    $('silence').addEventListener('click', function () { acknowledge(true); });
+    $('logout').addEventListener('click', function () {
+      post('/logout', {}).catch(function () {}).then(function () { location.href = '/login'; });
+    });
+    MT.ready.then(function () {
+      return Promise.all([api('/api/status').then(applyStatus), loadTimeline()]);
+    }).catch(function () {}).then(function () {
+      renderState();
+      renderAlarm();
+      drawChart();
+      loadEvents();
+      loadHealth();
+      connect();
+    });
+    setInterval(renderAge, 1000);
+    setInterval(drawChart, 1000);
+    setInterval(loadHealth, 10000);
+    setInterval(loadTimeline, 5 * 60000);
+    window.addEventListener('resize', drawChart);
+  });
+})();
