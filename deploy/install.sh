@@ -23,6 +23,7 @@ CONF="$CONF_DIR/config.toml"
 STATE="$DESTDIR/var/lib/medtrack"
 UNIT="$DESTDIR/etc/systemd/system/medtrack.service"
 BIN_LINK="$DESTDIR/usr/local/bin/medtrack"
+PYTHON="${PYTHON:-}"   # interpreter for the venv (>= 3.11); default: python3, else python3.11
 SERVICE_USER=medtrack
 GROUPS_WANTED=(video audio gpio)
 
@@ -172,13 +173,28 @@ ensure_dirs() {
     run install -d -m 0750 -o "$SERVICE_USER" -g "$SERVICE_USER" "$STATE"
 }
 
+pick_python() {
+    local candidate
+    for candidate in ${PYTHON:-python3 python3.12 python3.11}; do
+        if command -v "$candidate" >/dev/null &&
+            "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+            echo "$candidate"
+            return
+        fi
+    done
+    echo "install.sh: needs Python >= 3.11 (Bookworm has 3.11; on JetPack install python3.11 and" \
+         "python3.11-venv, or set PYTHON=/path/to/python3.11)" >&2
+    return 1
+}
+
 install_venv() {
-    local board="$1"
+    local board="$1" python
     if [[ -x "$VENV/bin/python" ]]; then
         say "venv $VENV exists (upgrading the package in place)"
     else
+        python="$(pick_python)"
         # --system-site-packages: apt's picamera2/libcamera (Pi) and OpenCV with GStreamer (Jetson)
-        run python3 -m venv --system-site-packages "$VENV"
+        run "$python" -m venv --system-site-packages "$VENV"
     fi
     local constraints="$PREFIX/constraints.txt"
     # picamera2's apt-built simplejpeg/pidng are compiled against numpy 1.x: keep numpy < 2.
