@@ -1,0 +1,508 @@
+"""Alarm state machine (edge.alarm) on a fake clock, and the alarm service (edge.alarm_service)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import math
+
+import pytest
+
+from edge.alarm import TECHNICAL_CONDITIONS, AlarmMachine
+from edge.alarm_service import AlarmService, read_cpu_temperature, serve
+from edge.config import AlarmConfig, Config
+from edge.events import AlarmEvent, EmotionState
+from edge.hub import Hub
+
+
+class FakeClock:
+    def __init__(self, t: float = 1000.0):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def cfg(**kw: object) -> AlarmConfig:
+    return dataclasses.replace(AlarmConfig(), **kw)
+
+
+def state(distress: float, face: bool = True, t: float = 0.0) -> EmotionState:
+    probs = (1.0 - distress, 0.0, 0.0, 0.0, distress, 0.0, 0.0)
+    return EmotionState(t=t, time="2026-01-01T00:00:00.000Z", probs=probs, label="fear", confidence=0.9,
+                        distress=distress, modalities={}, live=("face", "voice") if face else ("voice",))
+
+
+class Rig:
+    """A machine and its clock; feed() plays a constant score at `dt` steps and collects events."""
+
+    def __init__(self, **kw: object):
+        self.clock = FakeClock()
+        self.m = AlarmMachine(cfg(**kw), self.clock)
+        self.events: list[AlarmEvent] = []
+        self.t0 = self.clock.t
+
+    @property
+    def now(self) -> float:
+        return self.clock.t - self.t0
+
+    def feed(self, value: float | EmotionState, seconds: float, dt: float = 0.5) -> list[AlarmEvent]:
+        got: list[AlarmEvent] = []
+        for _ in range(int(round(seconds / dt))):
+            self.clock.t += dt
+            got += self.m.update(value, self.clock.t)
+        self.events += got
+        return got
+
+    def tick(self, seconds: float = 0.0) -> list[AlarmEvent]:
+        self.clock.t += seconds
+        got = self.m.tick(self.clock.t)
+        self.events += got
+        return got
+
+    def ack(self, by: str = "button", long: bool = False) -> list[AlarmEvent]:
+        got = self.m.acknowledge(by, long, self.clock.t)
+        self.events += got
+        return got
+
+
+def kinds(events: list[AlarmEvent]) -> list[tuple[str, str, str]]:
+    return [(e.kind, e.condition, e.priority) for e in events]
+
+
+def raise_medium(r: Rig, score: float = 0.6) -> None:
+    r.feed(score, 6.5)                      # first sample above at 0.5 s, raised at 6.5 s
+    assert kinds(r.events)[-1] == ("raised", "distress", "medium")
+
+
+# ------------------------------------------------------------------------------ onset (T_on)
+
+def test_calm_raises_nothing():
+    r = Rig()
+    assert r.feed(0.3, 600) == []
+    assert r.m.signal().visual == "normal" and r.m.signal().audio is None
+    assert r.m.snapshot()["active"] is False
+
+
+def test_raises_medium_exactly_after_t_on():
+    r = Rig()
+    assert r.feed(0.55, 5.5) == []          # first sample above at 0.5 s, 5.0 s of dwell
+    got = r.feed(0.55, 0.5)                 # 5.5 s of dwell
+    assert got == []
+    got = r.feed(0.55, 0.5)                 # 6.0 s of dwell
+    assert kinds(got) == [("raised", "distress", "medium")]
+    assert got[0].distress == pytest.approx(0.55) and got[0].by is None
+    assert got[0].detail["reason"] == "distress_sustained"
+    sig = r.m.signal()
+    assert (sig.priority, sig.visual, sig.audio, sig.paused) == ("medium", "medium", "medium", False)
+
+
+def test_tick_raises_with_a_held_fresh_score():
+    r = Rig()
+    r.feed(0.7, 0.5)
+    assert r.tick(5.9) == []
+    assert kinds(r.tick(0.1)) == [("raised", "distress", "medium")]
+
+
+@pytest.mark.parametrize("spike_s", [0.5, 2.0, 5.5])
+def test_spikes_shorter_than_t_on_never_raise(spike_s: float):
+    r = Rig()
+    for _ in range(50):
+        r.feed(0.95, spike_s)
+        r.feed(0.2, 3.0)
+    assert r.events == []
+
+
+def test_flicker_dip_below_on_threshold_restarts_the_dwell():
+    r = Rig()
+    for _ in range(100):                    # 4 s above, 0.5 s just below on (still above off)
+        r.feed(0.6, 4.0)
+        r.feed(0.5, 0.5)
+    assert r.events == []
+
+
+def test_high_score_at_raise_raises_high_directly_but_still_after_t_on():
+    r = Rig()
+    assert r.feed(0.9, 6.0) == []
+    assert kinds(r.feed(0.9, 0.5)) == [("raised", "distress", "high")]
+    assert r.m.signal().audio == "high" and r.m.signal().visual == "high"
+
+
+def test_stale_score_neither_raises_nor_dwells_across_a_gap():
+    r = Rig()
+    r.feed(0.8, 1.0)
+    got = r.tick(30.0)                      # no state for 30 s: stalled, not distress
+    assert kinds(got) == [("technical", "stalled", "low")]
+    got = r.feed(0.8, 0.5)                  # data resumes: stall clears, dwell starts again
+    assert kinds(got) == [("technical_cleared", "stalled", "low")]
+    assert r.feed(0.8, 5.5) == []
+    assert kinds(r.feed(0.8, 0.5)) == [("raised", "distress", "medium")]
+
+
+def test_non_finite_scores_are_ignored():
+    r = Rig()
+    assert r.feed(math.nan, 10) == []
+    assert r.m.snapshot()["distress"] is None
+
+
+# ------------------------------------------------------------------------------ clearing, latching
+
+def test_hysteresis_clear_needs_t_off_below_off_threshold():
+    r = Rig(latching=False)
+    raise_medium(r)
+    assert r.feed(0.45, 60) == []           # between off and on: the condition holds
+    assert r.feed(0.3, 9.5) == []           # below off, not long enough
+    assert r.feed(0.4, 0.5) == []           # back above off: timer restarts
+    assert r.feed(0.3, 9.5) == []
+    got = r.feed(0.3, 0.5)                  # 10 s below off... counted from the first sample below
+    got += r.feed(0.3, 0.5)
+    assert kinds(got) == [("cleared", "distress", "medium")]
+    assert got[0].detail["reason"] == "condition_cleared"
+    assert r.m.snapshot()["active"] is False
+
+
+def test_latching_keeps_an_unacknowledged_alarm_after_the_condition_passed():
+    r = Rig()
+    raise_medium(r)
+    assert r.feed(0.1, 60) == []            # condition passed, nobody came: still sounding
+    snap = r.m.snapshot()
+    assert snap["active"] and snap["audible"] and snap["alarms"][0]["present"] is False
+    got = r.ack("web:nurse1")
+    assert kinds(got) == [("acknowledged", "distress", "medium"), ("cleared", "distress", "medium")]
+    assert got[0].by == "web:nurse1" and got[1].by == "web:nurse1"
+    assert got[1].detail["reason"] == "acknowledged"
+    assert r.m.snapshot()["active"] is False and r.m.signal().visual == "normal"
+
+
+def test_latched_alarm_takes_back_a_returning_condition_without_a_new_raise():
+    r = Rig(t_escalate_s=1000)
+    raise_medium(r)
+    r.feed(0.1, 20)
+    assert r.feed(0.7, 30) == []
+    assert r.m.active[0].present is True
+
+
+def test_acknowledged_alarm_clears_when_the_condition_clears():
+    r = Rig()
+    raise_medium(r)
+    r.ack()
+    got = r.feed(0.2, 11)
+    assert kinds(got) == [("cleared", "distress", "medium")]
+    assert got[0].by == "button"
+
+
+# ------------------------------------------------------------------------------ escalation
+
+def test_escalates_after_t_escalate_unacknowledged():
+    r = Rig(t_escalate_s=120)
+    raise_medium(r)
+    assert r.feed(0.6, 119.5) == []
+    got = r.feed(0.6, 0.5)
+    assert kinds(got) == [("escalated", "distress", "high")]
+    assert got[0].detail == {"reason": "unacknowledged", "from": "medium"}
+    assert r.m.signal().audio == "high"
+
+
+def test_escalates_at_once_when_the_score_reaches_the_high_threshold():
+    r = Rig()
+    raise_medium(r)
+    got = r.feed(0.86, 0.5)
+    assert kinds(got) == [("escalated", "distress", "high")]
+    assert got[0].detail["reason"] == "high_threshold"
+    assert r.feed(0.95, 60) == []           # once only
+
+
+def test_acknowledged_alarm_does_not_escalate_by_time():
+    r = Rig(t_escalate_s=60, ack_silence_s=600)
+    raise_medium(r)
+    r.ack()
+    assert r.feed(0.6, 300) == []
+
+
+def test_escalation_by_score_while_silenced_keeps_the_pause():
+    r = Rig()
+    raise_medium(r)
+    r.ack()
+    assert kinds(r.feed(0.9, 0.5)) == [("escalated", "distress", "high")]
+    sig = r.m.signal()
+    assert (sig.visual, sig.audio, sig.paused) == ("high", None, True)
+
+
+# ------------------------------------------------------------------------------ acknowledge
+
+def test_ack_pauses_audio_then_resounds_if_the_condition_still_holds():
+    r = Rig(ack_silence_s=120, t_escalate_s=100)
+    raise_medium(r)
+    key = r.m.signal().key
+    got = r.ack("button")
+    assert kinds(got) == [("acknowledged", "distress", "medium")]
+    assert got[0].by == "button" and got[0].detail == {"silence_s": 120.0, "long": False}
+    sig = r.m.signal()
+    assert (sig.visual, sig.audio, sig.paused) == ("medium", None, True)
+    snap = r.m.snapshot()
+    assert snap["acknowledged"] and snap["acknowledged_by"] == "button" and not snap["audible"]
+    assert snap["silenced_for_s"] == 120.0 and snap["silenced_until"].endswith("Z")
+    assert r.feed(0.6, 119.5) == []         # no time escalation while acknowledged
+    got = r.feed(0.6, 0.5)
+    assert kinds(got) == [("resounded", "distress", "medium")]
+    sig = r.m.signal()
+    assert sig.audio == "medium" and sig.key != key and not sig.paused
+    assert r.feed(0.6, 99.5) == []          # escalation timer restarted at the resound
+    assert kinds(r.feed(0.6, 0.5)) == [("escalated", "distress", "high")]
+
+
+def test_long_press_gives_the_longer_silence():
+    r = Rig(ack_silence_s=120, long_press_silence_s=600)
+    raise_medium(r)
+    got = r.ack("button", long=True)
+    assert got[0].detail == {"silence_s": 600.0, "long": True}
+    assert r.feed(0.6, 599.5) == []
+    assert kinds(r.feed(0.6, 0.5)) == [("resounded", "distress", "medium")]
+
+
+def test_second_ack_during_silence_is_a_silenced_event_that_extends_the_pause():
+    r = Rig(ack_silence_s=120)
+    raise_medium(r)
+    r.ack("button")
+    r.feed(0.6, 100)
+    got = r.ack("web:sam")
+    assert kinds(got) == [("silenced", "distress", "medium")] and got[0].by == "web:sam"
+    assert r.feed(0.6, 119.5) == []
+    assert kinds(r.feed(0.6, 0.5)) == [("resounded", "distress", "medium")]
+
+
+def test_ack_with_nothing_active_returns_nothing():
+    assert Rig().ack() == []
+
+
+# ------------------------------------------------------------------------------ alarm fatigue
+
+def test_min_realarm_interval_delays_a_new_alarm():
+    r = Rig(min_realarm_interval_s=60, latching=False)
+    raise_medium(r)                         # raised at 6 s
+    r.ack()
+    r.feed(0.1, 11)                         # cleared at ~17 s
+    assert kinds(r.events)[-1][0] == "cleared"
+    assert r.feed(0.6, 30) == []            # present again after 6 s, but only ~47 s since the raise
+    assert r.m.snapshot()["pending"] == "min_realarm_interval"
+    got = r.feed(0.6, 20)
+    assert kinds(got) == [("raised", "distress", "medium")]
+    assert got[0].detail["delayed_by"] == "min_realarm_interval"
+    raises = [e for e in r.events if e.kind == "raised"]
+    assert len(raises) == 2
+
+
+def test_hourly_cap_suppresses_with_one_event_then_recovers():
+    r = Rig(max_alarms_per_hour=2, min_realarm_interval_s=0, latching=False)
+    for _ in range(2):
+        raise_medium(r)
+        r.ack()
+        r.feed(0.1, 11)
+    r.events.clear()
+    got = r.feed(0.6, 60)
+    assert kinds(got) == [("suppressed", "distress", "medium")]
+    assert got[0].detail["reason"] == "hourly_cap"
+    assert r.m.snapshot()["pending"] == "hourly_cap" and r.m.snapshot()["raised_last_hour"] == 2
+    assert r.m.signal().audio is None
+    got = r.feed(0.6, 3600)
+    assert kinds(got) == [("raised", "distress", "medium")]
+    assert got[0].detail["delayed_by"] == "hourly_cap"
+
+
+# ------------------------------------------------------------------------------ no patient
+
+def test_no_patient_low_alarm_and_its_clearing():
+    r = Rig(no_patient_minutes=1.0)
+    r.feed(state(0.1, face=True), 5)
+    assert r.feed(state(0.1, face=False), 59.5) == []
+    got = r.feed(state(0.1, face=False), 0.5)
+    assert kinds(got) == [("raised", "no_patient", "low")]
+    sig = r.m.signal()
+    assert (sig.priority, sig.visual, sig.audio) == ("low", "low", "low")
+    got = r.feed(state(0.1, face=True), 0.5)
+    assert kinds(got) == [("cleared", "no_patient", "low")]
+    assert got[0].detail["reason"] == "patient_seen"
+
+
+def test_no_patient_is_off_by_default_and_not_raised_while_the_camera_is_lost():
+    r = Rig()
+    assert r.feed(state(0.1, face=False), 3600) == []
+    r = Rig(no_patient_minutes=1.0)
+    r.m.set_technical("camera_lost", True, "no frames", r.clock.t)
+    assert r.feed(state(0.1, face=False), 300) == []
+
+
+# ------------------------------------------------------------------------------ technical
+
+@pytest.mark.parametrize("condition", TECHNICAL_CONDITIONS)
+def test_technical_alarm_raise_and_clear(condition: str):
+    r = Rig()
+    got = r.m.set_technical(condition, True, "broken", r.clock.t)
+    assert kinds(got) == [("technical", condition, "low")] and got[0].detail == {"message": "broken"}
+    assert r.m.set_technical(condition, True, "still broken", r.clock.t) == []
+    sig = r.m.signal()
+    assert (sig.priority, sig.visual, sig.audio) == ("low", "technical", "low")
+    snap = r.m.snapshot()
+    assert snap["technical"][0]["condition"] == condition
+    assert snap["technical"][0]["detail"] == {"message": "still broken"}
+    r.clock.t += 30
+    got = r.m.set_technical(condition, False, now=r.clock.t)
+    assert kinds(got) == [("technical_cleared", condition, "low")] and got[0].detail["duration_s"] == 30.0
+    assert r.m.set_technical(condition, False, now=r.clock.t) == []
+    assert r.m.signal().visual == "normal"
+
+
+def test_unknown_technical_condition_is_an_error():
+    with pytest.raises(ValueError, match="unknown technical condition"):
+        Rig().m.set_technical("gremlins", True)
+
+
+def test_stall_detection_with_startup_grace():
+    r = Rig(stall_s=10)
+    assert r.tick(29.0) == []               # before the first state: 3 x stall_s grace
+    assert kinds(r.tick(1.0)) == [("technical", "stalled", "low")]
+    assert kinds(r.feed(0.1, 0.5)) == [("technical_cleared", "stalled", "low")]
+    assert r.tick(9.5) == []
+    assert kinds(r.tick(0.5)) == [("technical", "stalled", "low")]
+    assert r.tick(5) == []                  # raised once
+
+
+def test_ack_silences_technical_alarms_too_and_they_resound():
+    r = Rig(ack_silence_s=60, stall_s=600)
+    r.m.set_technical("overheat", True, "CPU 85 C", r.clock.t)
+    got = r.ack("button")
+    assert kinds(got) == [("acknowledged", "overheat", "low")]
+    assert r.m.signal().audio is None and r.m.signal().visual == "technical"
+    r.clock.t += 60
+    assert kinds(r.m.tick(r.clock.t)) == [("resounded", "overheat", "low")]
+
+
+def test_combined_signal_highest_priority_wins():
+    r = Rig()
+    r.feed(0.6, 0.5)
+    r.m.set_technical("mic_lost", True, "", r.clock.t)
+    tech_key = r.m.signal().key
+    r.feed(0.6, 6.0)
+    sig = r.m.signal()
+    assert (sig.priority, sig.visual, sig.audio) == ("medium", "medium", "medium")
+    got = r.ack()                           # acknowledges both, distress first
+    assert [e.condition for e in got] == ["distress", "mic_lost"]
+    assert r.m.signal().audio is None
+    r.clock.t += 200                        # silence over: both resound
+    r.m.update(0.6, r.clock.t)
+    sig = r.m.signal()
+    assert sig.audio == "medium" and sig.key != tech_key
+    assert r.m.snapshot()["condition"] == "distress"
+    assert [a["condition"] for a in r.m.snapshot()["alarms"]] == ["distress", "mic_lost"]
+
+
+def test_technical_pattern_beats_no_patient():
+    r = Rig(no_patient_minutes=1.0)
+    r.feed(state(0.1, face=False), 60)
+    r.m.set_technical("model_failure", True, "face model", r.clock.t)
+    assert r.m.signal().visual == "technical"
+
+
+def test_snapshot_is_json_ready_and_complete():
+    import json
+
+    r = Rig()
+    raise_medium(r)
+    r.m.set_technical("overheat", True, "hot", r.clock.t)
+    snap = r.m.snapshot()
+    json.dumps(snap)
+    for key in ("active", "priority", "condition", "since", "acknowledged", "silenced_until", "audible",
+                "technical", "signal"):
+        assert key in snap
+    assert (snap["priority"], snap["condition"], snap["audible"]) == ("medium", "distress", True)
+    assert snap["signal"]["visual"] == "medium"
+
+
+# ------------------------------------------------------------------------------ alarm service
+
+def make_hub(clock: FakeClock, **alarm: object) -> Hub:
+    config = dataclasses.replace(Config(), alarm=cfg(**alarm))
+    return Hub(config, clock=clock)
+
+
+def test_service_emits_through_the_hub_recording_before_announcing():
+    clock = FakeClock()
+    hub = make_hub(clock)
+    order: list[str] = []
+    hub.add_recorder(lambda e: order.append(f"record {e.kind}"))
+    sub = hub.events.subscribe()
+    svc = AlarmService(hub, clock=clock, thermal_glob=None)
+    svc.install()
+    for _ in range(13):
+        clock.t += 0.5
+        svc.on_state(state(0.7))
+    assert order == ["record raised"]
+    assert sub.get_nowait().kind == "raised"
+    assert hub.alarm_snapshot()["active"] is True
+    event = hub.acknowledge("web:ann", long=False)
+    assert event is not None and event.kind == "acknowledged" and event.by == "web:ann"
+    assert order[-1] == "record acknowledged"
+    assert hub.acknowledge("button") is not None   # second: extends the silence
+    assert sub.get_nowait().kind == "acknowledged"
+
+
+def test_service_turns_health_into_technical_alarms():
+    clock = FakeClock()
+    hub = make_hub(clock)
+    svc = AlarmService(hub, clock=clock, thermal_glob=None)
+    hub.set_health("camera", "down", "no frames for 5 s")
+    hub.set_health("microphone", "ok")
+    hub.set_health("face", "down", "model missing")
+    hub.set_health("voice", "disabled")
+    svc.check_health()
+    snap = svc.snapshot()
+    tech = {a["condition"]: a["detail"] for a in snap["technical"]}
+    assert tech == {"camera_lost": {"message": "camera: no frames for 5 s"},
+                    "model_failure": {"message": "face: model missing"}}
+    hub.set_health("camera", "ok")
+    svc.check_health()
+    assert {a["condition"] for a in svc.snapshot()["technical"]} == {"model_failure"}
+
+
+def test_cpu_temperature_overheat_with_hysteresis(tmp_path):
+    zone = tmp_path / "thermal_zone0"
+    zone.mkdir()
+    (tmp_path / "thermal_zone1").mkdir()
+    (tmp_path / "thermal_zone1" / "temp").write_text("41000\n")
+    temp = zone / "temp"
+    pattern = str(tmp_path / "thermal_zone*" / "temp")
+    clock = FakeClock()
+    hub = make_hub(clock, temperature_limit_c=80.0)
+    svc = AlarmService(hub, clock=clock, thermal_glob=pattern, temp_every_s=5.0)
+
+    def at(millideg: int) -> set[str]:
+        temp.write_text(f"{millideg}\n")
+        clock.t += 5.0
+        svc.check_temperature()
+        return {a["condition"] for a in svc.snapshot()["technical"]}
+
+    assert at(79000) == set()
+    assert at(80000) == {"overheat"}
+    assert hub.metrics["cpu_temp_c"] == 80.0
+    assert at(76000) == {"overheat"}        # within 5 C of the limit: still hot
+    assert at(74900) == set()
+    assert read_cpu_temperature(str(tmp_path / "nothing*")) is None
+
+
+async def test_serve_end_to_end_states_ack_and_stop():
+    clock = FakeClock()
+    hub = make_hub(clock)
+    events = hub.events.subscribe()
+    stop = asyncio.Event()
+    task = asyncio.create_task(serve(hub, stop, clock=clock, thermal_glob=None))
+    await asyncio.sleep(0)
+    for _ in range(13):                     # the service times states when it processes them
+        clock.t += 0.5
+        hub.states.publish(state(0.7))
+        await asyncio.sleep(0)
+    assert events.get_nowait().kind == "raised"
+    assert hub.alarm_snapshot()["signal"]["audio"] == "medium"
+    assert hub.acknowledge("button").kind == "acknowledged"
+    stop.set()
+    await asyncio.wait_for(task, 5)
+    assert hub.states.subscribers == 0
