@@ -29,6 +29,8 @@ from edge.hub import Hub
 
 log = logging.getLogger(__name__)
 
+STATUS_EVERY_S = 60.0
+
 _ready_at: weakref.WeakKeyDictionary[Hub, float] = weakref.WeakKeyDictionary()
 
 
@@ -61,6 +63,7 @@ class PipelineWatchdog:
         self._sub = hub.states.subscribe(maxsize=1, name="watchdog")
         self._dropped = 0
         self._status = ""
+        self._status_at = float("-inf")
 
     def close(self) -> None:
         self._sub.close()
@@ -74,9 +77,10 @@ class PipelineWatchdog:
         self._dropped = self._sub.dropped
         return n
 
-    def _set_status(self, text: str) -> None:
-        if text != self._status:
-            self._status = text
+    def _set_status(self, text: str, now: float, force: bool = False) -> None:
+        """STATUS= on every stalled/running change, else at most every STATUS_EVERY_S."""
+        if text != self._status and (force or now - self._status_at >= STATUS_EVERY_S):
+            self._status, self._status_at = text, now
             self.send("STATUS=" + text)
 
     def tick(self) -> bool:
@@ -92,17 +96,19 @@ class PipelineWatchdog:
         last = ready_at if self.last_state_at is None else max(ready_at, self.last_state_at)
         age = now - last
         if age > self.stall_s:
+            was_stalled = self.stalled
             if not self.stalled:
                 log.error("pipeline stalled: no new state for %.1f s (limit %.1f s); "
                           "withholding the watchdog ping so systemd restarts the service", age, self.stall_s)
                 self.stalled = True
-            self._set_status(f"stalled: no new state for {age:.0f} s")
+            self._set_status(f"stalled: no new state for {age:.0f} s", now, force=not was_stalled)
             return False
-        if self.stalled:
+        recovered = self.stalled
+        if recovered:
             log.warning("pipeline producing states again")
             self.stalled = False
         if self.states_seen:
-            self._set_status(f"running: {self.states_seen} states")
+            self._set_status(f"running: {self.states_seen} states", now, force=recovered or not self._status)
         return self.send("WATCHDOG=1")
 
 

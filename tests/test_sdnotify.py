@@ -189,3 +189,19 @@ async def test_serve_outside_systemd_just_waits(monkeypatch: pytest.MonkeyPatch)
     assert hub.states.subscribers == 0
     stop.set()
     await asyncio.wait_for(task, timeout=5)
+
+
+def test_status_updates_are_throttled(notify_socket: socket.socket) -> None:
+    clock = Clock()
+    hub = Hub(Config(), clock=clock)
+    wd = watchdog.PipelineWatchdog(hub, stall_s=10.0)
+    watchdog.mark_ready(hub)
+    recv_all(notify_socket)
+    statuses = []
+    for _ in range(40):  # 80 s of states, a tick every 2 s
+        hub.states.publish(state(clock.t))
+        clock.t += 2.0
+        assert wd.tick()
+        statuses += [m for m in recv_all(notify_socket) if m.startswith("STATUS=")]
+    assert statuses == ["STATUS=running: 1 states", "STATUS=running: 31 states"]
+    wd.close()
