@@ -31,8 +31,9 @@ class DemoError(RuntimeError):
     """Demo media or setup missing; one line naming the fix."""
 
 
-def find_demo_media(folder: Path = DEMO_MEDIA) -> tuple[Path, Path]:
-    """The demo video and 16 kHz audio in ``folder``."""
+def find_demo_media(folder: Path | None = None) -> tuple[Path, Path]:
+    """The demo video and 16 kHz audio in ``folder`` (default: the package's demo_media/)."""
+    folder = folder or DEMO_MEDIA
     files = sorted(folder.iterdir()) if folder.is_dir() else []
     videos = [f for f in files if f.suffix.lower() in VIDEO_EXT]
     audios = [f for f in files if f.suffix.lower() in AUDIO_EXT]

@@ -331,13 +331,15 @@ class Pipeline:
     # ---- workers
     def _face_worker(self) -> None:
         assert self.face is not None
-        next_due = -1e18
+        next_due: float | None = None
         tolerance = 0.01   # timestamp jitter of live cameras
         while not self._stop.is_set():
             frame = self.slot.get(timeout=0.25)
-            if frame is None or frame.t < next_due - tolerance:
+            if frame is None or (next_due is not None and frame.t < next_due - tolerance):
                 continue   # analysis fps: skip frames that come before the next analysis is due
-            next_due = max(next_due + self.period, frame.t)
+            # keep the schedule (average rate = analysis_fps); restart it after a gap
+            late = next_due is None or frame.t - next_due > self.period
+            next_due = frame.t + self.period if late else next_due + self.period  # type: ignore[operator]
             self._busy.add("face")
             try:
                 reading, detail = self.face.process(frame)
@@ -417,6 +419,7 @@ class Pipeline:
                 self.hub.metrics.update(m)
         finally:
             await asyncio.to_thread(self.shutdown)
+            self.hub.metrics.update(self.metrics())
 
     def shutdown(self, timeout: float = 1.0) -> None:
         """Stop sources and workers (blocking; each join bounded by ``timeout``)."""

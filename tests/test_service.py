@@ -1,0 +1,195 @@
+"""Service: camera dying mid-run is reported and recovered, outputs are isolated, the minimal status
+endpoint, SIGTERM shutdown within 2 s, one-line errors for bad media."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from pipeline_media import FixedClassifier, empty_frame, write_video
+
+from edge import cli, config, service
+from edge.capture import CaptureError
+from edge.hub import Hub
+from edge.pipeline import FaceStage
+from edge.service import Service
+
+WAIT = 10.0
+
+
+class OneFace:
+    def detect(self, frame: np.ndarray) -> list[Any]:
+        from edge.inference.detector import Detection
+
+        return [Detection(100, 100, 120, 120, 0.9, ())]
+
+
+def face_stage() -> FaceStage:
+    return FaceStage(OneFace(), FixedClassifier("happy"))
+
+
+class DyingCamera:
+    """A live camera that delivers frames, 'is unplugged' after 5 frames, and comes back."""
+
+    live = True
+    fps = 15.0
+    opens = 0
+    came_back = threading.Event()
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def open(self) -> None:
+        DyingCamera.opens += 1
+        if DyingCamera.opens == 2:
+            raise CaptureError("camera '0' could not be opened")  # still unplugged at the first retry
+        if DyingCamera.opens == 3:
+            DyingCamera.came_back.set()
+
+    def read(self) -> np.ndarray:
+        self.n += 1
+        if DyingCamera.opens == 1 and self.n > 5:
+            raise CaptureError("camera '0' returned no frame (unplugged?)")
+        return np.zeros((120, 160, 3), np.uint8)
+
+    def close(self) -> None:
+        pass
+
+
+def base_config(tmp_path: Path, **sections: dict[str, Any]) -> config.Config:
+    raw: dict[str, dict[str, Any]] = {"service": {"state_dir": str(tmp_path)},
+                                      "camera": {"backend": "opencv"}, "microphone": {"backend": "none"},
+                                      "voice": {"enabled": False}}
+    raw.update(sections)
+    return config.from_dict(raw)
+
+
+async def test_camera_dies_mid_run_is_reported_and_recovered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    DyingCamera.opens = 0
+    DyingCamera.came_back.clear()
+    monkeypatch.setattr(service, "make_reader", lambda cfg, pace_fps=None: DyingCamera)
+    svc = Service(base_config(tmp_path), outputs=[], face_stage=face_stage(), retry_first_s=0.0)
+    seen: list[tuple[str, str]] = []
+    original = svc.hub.set_health
+
+    def record(name: str, status: str, detail: str = "") -> None:
+        seen.append((name, status))
+        original(name, status, detail)
+
+    svc.hub.set_health = record  # type: ignore[method-assign]
+    sub = svc.hub.states.subscribe(maxsize=10_000)
+    stop = asyncio.Event()
+    task = asyncio.create_task(svc.run(stop))
+    assert await asyncio.to_thread(DyingCamera.came_back.wait, WAIT)
+    while True:   # the first state after recovery that sees the face again
+        state = await asyncio.wait_for(sub.get(), WAIT)
+        if svc.hub.health["camera"].status == "ok" and "face" in state.live:
+            break
+    stop.set()
+    await task
+    camera = [s for n, s in seen if n == "camera"]
+    assert camera[:4] == ["ok", "down", "down", "ok"]
+    assert svc.hub.health["camera"].restarts == 1
+    assert ("pipeline", "down") in seen        # reported: no modality while the camera was gone
+    assert svc.hub.health["pipeline"].status == "degraded"   # face only (voice disabled)
+
+
+async def test_failing_output_does_not_stop_the_pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    video = write_video(tmp_path / "v.avi", empty_frame(), frames=5)
+    calls = []
+
+    async def broken(hub: Hub, stop: asyncio.Event) -> None:
+        calls.append(1)
+        raise RuntimeError("boom")
+
+    class FakeModule:
+        serve = staticmethod(broken)
+
+    real_import = service.importlib.import_module
+    monkeypatch.setattr(service.importlib, "import_module",
+                        lambda name: FakeModule if name == "edge.outputs.mqtt" else real_import(name))
+    cfg = base_config(tmp_path, camera={"backend": "file", "file": str(video), "realtime": False, "loop": False},
+                      mqtt={"enabled": True}, face={"analysis_fps": 120.0})
+    svc = Service(cfg, outputs=["mqtt"], face_stage=face_stage(), stop_when_sources_end=True)
+    await asyncio.wait_for(svc.run(), WAIT)
+    assert calls and svc.hub.health["mqtt"].status == "down" and "boom" in svc.hub.health["mqtt"].detail
+    assert svc.pipeline is not None and svc.pipeline.frames_analysed == 5
+
+
+async def test_minimal_status_endpoint(tmp_path: Path) -> None:
+    from aiohttp.test_utils import TestClient, TestServer
+
+    video = write_video(tmp_path / "v.avi", empty_frame(), frames=3)
+    cfg = base_config(tmp_path, camera={"backend": "file", "file": str(video), "realtime": False, "loop": False},
+                      face={"analysis_fps": 120.0})
+    svc = Service(cfg, outputs=[], face_stage=face_stage(), stop_when_sources_end=True)
+    await asyncio.wait_for(svc.run(), WAIT)
+    async with TestClient(TestServer(service.make_status_app(svc.hub))) as client:
+        resp = await client.get("/api/status")
+        assert resp.status == 200
+        doc = await resp.json()
+    assert doc["state"]["label"] == "happy" and doc["state"]["live"] == ["face"]
+    assert set(doc["state"]["probs"]) >= {"neutral", "happy", "fear"}
+    assert doc["health"]["camera"]["status"] == "disabled"      # played once, ended
+    assert doc["health"]["voice"]["status"] == "disabled"
+    assert doc["metrics"]["frames_analysed"] == 3
+
+
+async def test_sigterm_stops_within_two_seconds(tmp_path: Path) -> None:
+    released = asyncio.Event()
+
+    async def gpio_like(hub: Hub, stop: asyncio.Event) -> None:
+        try:
+            await stop.wait()
+        finally:
+            released.set()    # buzzer off
+
+    async def stubborn(hub: Hub, stop: asyncio.Event) -> None:
+        await asyncio.Event().wait()      # ignores stop: must be cancelled
+
+    video = write_video(tmp_path / "v.avi", empty_frame(), frames=15)
+    cfg = base_config(tmp_path, camera={"backend": "file", "file": str(video), "realtime": True, "loop": True})
+    svc = Service(cfg, outputs=[], face_stage=face_stage())
+    svc._resolve_output = lambda name: {"gpio": gpio_like, "web": stubborn}[name]  # type: ignore[method-assign]
+    svc.output_names = ["gpio", "web"]
+    sub = svc.hub.states.subscribe()
+    task = asyncio.create_task(svc.run(install_signals=True))
+    await asyncio.wait_for(sub.get(), WAIT)
+    t0 = time.monotonic()
+    os.kill(os.getpid(), signal.SIGTERM)
+    assert await asyncio.wait_for(task, 3.0) == 0
+    assert time.monotonic() - t0 < 2.0 and released.is_set()
+
+
+def test_cli_run_bad_media_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert cli.main(["run", "--video", str(tmp_path / "missing.mp4")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("medtrack: video file") and "not found" in err and "\n" not in err
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio at all" * 64)
+    assert cli.main(["run", "--audio", str(bad)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "cannot be decoded" in err and "\n" not in err
+
+
+def test_demo_without_media_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                        capsys: pytest.CaptureFixture[str]) -> None:
+    from edge import demo
+
+    monkeypatch.setattr(demo, "DEMO_MEDIA", tmp_path / "nothing")
+    assert cli.main(["demo", "--duration", "1", "--state-dir", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "demo media missing" in err and "\n" not in err
+
+
+def test_apply_media_args_plays_recordings_once() -> None:
+    cfg = service.apply_media_args(config.load(None), "v.mp4", None)
+    assert (cfg.camera.backend, cfg.camera.file, cfg.camera.loop, cfg.camera.realtime) == ("file", "v.mp4", False, True)
+    assert cfg.microphone.backend == "none"
