@@ -331,7 +331,9 @@ async def run_test_alarm(cfg: GpioConfig, priorities: list[str], *, factory: Any
     outputs = SignalOutputs(buzzer, led, clock, sleep)
     atexit.register(outputs.all_off)
     if mock:
-        out("test-alarm: mock pins (no GPIO hardware): run with --verbose logging to see pin changes")
+        out("test-alarm: mock pins (no GPIO hardware): the pin changes are logged instead")
+        if not log.isEnabledFor(logging.DEBUG):
+            log.setLevel(logging.DEBUG)
     try:
         for i, name in enumerate(priorities):
             audio_name, visual_name = TEST_SEQUENCE[name]
@@ -363,7 +365,8 @@ def cli_test_alarm(args: argparse.Namespace) -> int:
 
     cfg = config_mod.load(getattr(args, "config", None))
     if not logging.getLogger().handlers:
-        logging.basicConfig(level=cfg.service.log_level, format="%(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(level=cfg.service.log_level,
+                            format="%(relativeCreated)7.0f ms %(levelname)s %(name)s: %(message)s")
     priority = getattr(args, "priority", "all") or "all"
     priorities = list(TEST_SEQUENCE) if priority == "all" else [priority]
     try:
