@@ -41,6 +41,7 @@ _FACTORIES = {
     "lgpio": ("gpiozero.pins.lgpio", "LGPIOFactory"),
     "rpigpio": ("gpiozero.pins.rpigpio", "RPiGPIOFactory"),
     "native": ("gpiozero.pins.native", "NativeFactory"),
+    "jetson": ("edge.outputs.jetson_pins", "JetsonFactory"),
 }
 
 
