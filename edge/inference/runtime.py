@@ -77,8 +77,9 @@ class TFLiteModel:
         self.path = Path(path)
         self.name = name or self.path.stem
         if not self.path.is_file():
-            raise ModelError(f"model file {self.path} not found; run `medtrack models fetch` "
-                             "or reinstall the package with its models_tflite/ folder")
+            raise ModelError(f"model file {self.path} not found; check [service] models_dir, fetch the "
+                             "face detector with `python scripts/fetch_face_detector.py` (deploy/install.sh "
+                             "runs it), or restore the emotion models from the release's models_tflite/")
         interpreter_cls, self.backend = interpreter_class()
         try:
             self._interp = interpreter_cls(model_path=str(self.path), num_threads=num_threads)
