@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""Benchmarks. Run under ``taskset -c 0`` to measure one core.
+
+``python scripts/bench.py pipeline --seconds 20``: the whole service pipeline (capture threads,
+face and voice stages, fusion, state publication, alarm logic and event store) on file sources
+played as fast as possible; ``--paced`` plays them like a live 15 fps camera and a live mic. The
+last line printed is one JSON object: fps (analysed frames/s), face_ms_p50, face_ms_p95,
+voice_ms_per_audio_s, cpu_percent (of one core), rss_mb, rss_peak_mb, startup_s, ...
+
+``python scripts/bench.py web ...``: the status server benchmark (scripts/bench_web.py).
+"""
+
+from __future__ import annotations
+
+import time
+
+T_START = time.monotonic()  # startup_s counts imports too
+
+import argparse  # noqa: E402
+import asyncio  # noqa: E402
+import json  # noqa: E402
+import logging  # noqa: E402
+import resource  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    pipe = sub.add_parser("pipeline", help="the capture -> inference -> fusion pipeline on file sources")
+    pipe.add_argument("--seconds", type=float, default=20.0, help="measured run time after startup")
+    pipe.add_argument("--paced", action="store_true", help="play like a live camera (--fps) and a live mic")
+    pipe.add_argument("--fps", type=float, default=15.0, help="camera fps when --paced")
+    pipe.add_argument("--analysis-fps", type=float, default=None,
+                      help="face analyses per second (default: 120 = every frame; --paced: --fps)")
+    pipe.add_argument("--video", help="video file (default: the demo video)")
+    pipe.add_argument("--audio", help="WAV/FLAC file (default: the demo speech)")
+    pipe.add_argument("--config", help="TOML config (models_dir, face/voice model names, threads ...)")
+    pipe.add_argument("--face-model", help="face expression .tflite (default: from the config)")
+    pipe.add_argument("--voice-model", help="voice emotion .tflite (default: from the config)")
+    pipe.add_argument("--warmup", type=float, default=2.0, help="seconds excluded from the measurement")
+    pipe.add_argument("--outputs", default="alarm,store", help="outputs to run alongside (comma list)")
+    pipe.add_argument("--profile", help="write a cProfile dump of the run to this file")
+    web = sub.add_parser("web", help="status server benchmark (scripts/bench_web.py)", add_help=False)
+    web.add_argument("rest", nargs=argparse.REMAINDER)
+    return p.parse_args(argv)
+
+
+async def bench_pipeline(args: argparse.Namespace) -> dict[str, float | str | None]:
+    from edge import config
+    from edge.demo import find_demo_media
+    from edge.service import Service
+
+    base = config.load(args.config)
+    video, audio = (Path(args.video), Path(args.audio)) if args.video and args.audio else find_demo_media()
+    video, audio = Path(args.video or video), Path(args.audio or audio)
+    state_dir = tempfile.mkdtemp(prefix="medtrack-bench-")
+    analysis = args.analysis_fps or (args.fps if args.paced else 120.0)
+    face = {"analysis_fps": min(120.0, analysis)}
+    if args.face_model:
+        face["model"] = str(Path(args.face_model).resolve())
+    voice = {"model": str(Path(args.voice_model).resolve())} if args.voice_model else {}
+    cfg = config.replace(
+        base, service={"state_dir": state_dir, "log_level": "WARNING"}, face=face, voice=voice,
+        camera={"backend": "file", "file": str(video), "realtime": args.paced, "loop": True},
+        microphone={"backend": "file", "file": str(audio), "realtime": args.paced, "loop": True},
+        gpio={"pin_factory": "mock"}, web={"enabled": False}, mqtt={"enabled": False},
+    )
+    outputs = [o for o in args.outputs.split(",") if o]
+    svc = Service(cfg, outputs=outputs, pace_fps=args.fps if args.paced else None, analysis_fps=analysis)
+    sub = svc.hub.states.subscribe(maxsize=1)
+    stop = asyncio.Event()
+    task = asyncio.create_task(svc.run(stop))
+    await asyncio.wait_for(sub.get(), 60)
+    startup_s = time.monotonic() - T_START
+    await asyncio.sleep(args.warmup)
+    pipe = svc.pipeline
+    assert pipe is not None
+    frames0, t0, c0 = pipe.frames_analysed, time.monotonic(), cpu_s()
+    audio0 = pipe.voice.audio_s if pipe.voice else 0.0
+    busy0 = pipe.voice.busy_ms if pipe.voice else 0.0
+    states0 = pipe.states_published
+    await asyncio.sleep(args.seconds)
+    frames1, t1, c1 = pipe.frames_analysed, time.monotonic(), cpu_s()
+    wall = t1 - t0
+    m = pipe.metrics()
+    voice_audio = (pipe.voice.audio_s - audio0) if pipe.voice else 0.0
+    voice_busy = (pipe.voice.busy_ms - busy0) if pipe.voice else 0.0
+    result: dict[str, float | str | None] = {
+        "mode": "paced" if args.paced else "asap",
+        "fps": round((frames1 - frames0) / wall, 2),
+        "face_ms_p50": m.get("face_ms_p50"),
+        "face_ms_p95": m.get("face_ms_p95"),
+        "voice_ms_per_audio_s": round(voice_busy / voice_audio, 3) if voice_audio else None,
+        "voice_audio_s_per_s": round(voice_audio / wall, 2),
+        "states_per_s": round((pipe.states_published - states0) / wall, 1),
+        "cpu_percent": round(100.0 * (c1 - c0) / wall, 1),
+        "rss_mb": round(rss_mb(), 1),
+        "rss_peak_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "startup_s": round(startup_s, 3),
+        "frames_dropped": pipe.slot.dropped,
+        "seconds": round(wall, 2),
+        "face": svc.hub.health.get("face").status if svc.hub.health.get("face") else None,  # type: ignore[union-attr]
+        "voice": svc.hub.health.get("voice").status if svc.hub.health.get("voice") else None,  # type: ignore[union-attr]
+    }
+    stop.set()
+    await task
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.command == "web":
+        try:
+            from scripts.bench_web import run_web_bench
+        except ImportError:
+            print("bench.py: scripts/bench_web.py is not available", file=sys.stderr)
+            return 2
+        return int(run_web_bench(args.rest) or 0)
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    if args.profile:
+        import cProfile
+
+        prof = cProfile.Profile()
+        prof.enable()
+        result = asyncio.run(bench_pipeline(args))
+        prof.disable()
+        prof.dump_stats(args.profile)
+    else:
+        result = asyncio.run(bench_pipeline(args))
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
