@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import importlib
 import logging
 import signal
@@ -220,6 +221,7 @@ class Service:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 loop.add_signal_handler(sig, self._on_signal, sig)
         pipeline = self.build()
+        gc.freeze()   # models and imports are long-lived: keep them out of every GC pass
         if "store" in self.output_names:  # the durable recorder goes in before any alarm can fire
             with contextlib.suppress(ModuleNotFoundError):
                 importlib.import_module("edge.store").attach(self.hub)
@@ -233,8 +235,8 @@ class Service:
         self.ready_at = time.monotonic()
         if "watchdog" in self.output_tasks:
             importlib.import_module("edge.watchdog").mark_ready(self.hub, "running")
-        log.info("MedTrack running (%s; outputs: %s)", self.hub.health["pipeline"].detail,
-                 ", ".join(self.output_tasks) or "none")
+        log.info("MedTrack %s started (camera: %s, microphone: %s; outputs: %s)", self.config.service.device_id,
+                 self.config.camera.backend, self.config.microphone.backend, ", ".join(self.output_tasks) or "none")
         try:
             await stop.wait()
         finally:

@@ -9,13 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from edge import config
-from edge.capture.camera import Frame
-from edge.events import EmotionState
-from edge.fusion import distress_score
-from edge.pipeline import FaceStage, VoiceStage
-from edge.service import Service
 from pipeline_media import (
     DETECTOR,
     FACE_MODEL,
@@ -28,6 +21,13 @@ from pipeline_media import (
     write_video,
     write_wav,
 )
+
+from edge import config
+from edge.capture.camera import Frame
+from edge.events import EmotionState
+from edge.fusion import distress_score
+from edge.pipeline import FaceStage, VoiceStage
+from edge.service import Service
 
 
 @dataclass(frozen=True)

@@ -193,3 +193,20 @@ def test_apply_media_args_plays_recordings_once() -> None:
     cfg = service.apply_media_args(config.load(None), "v.mp4", None)
     assert (cfg.camera.backend, cfg.camera.file, cfg.camera.loop, cfg.camera.realtime) == ("file", "v.mp4", False, True)
     assert cfg.microphone.backend == "none"
+
+
+def test_demo_runs_and_prints_the_url(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from edge import demo
+
+    try:
+        demo.find_demo_media()
+    except demo.DemoError:
+        pytest.skip("demo media not generated")
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert cli.main(["demo", "--duration", "1.5", "--port", str(port), "--state-dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert f"http://127.0.0.1:{port}/" in out and ("token" in out or "no login" in out)

@@ -71,7 +71,8 @@ class LatestSlot:
             if self._frame is None and not self._closed:
                 self._cond.wait_for(lambda: self._frame is not None or self._closed, timeout)
             frame, self._frame = self._frame, None
-            self._cond.notify_all()
+            if self.lossless:   # only a lossless producer waits for the slot to empty
+                self._cond.notify_all()
             return frame
 
     def empty(self) -> bool:
