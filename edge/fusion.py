@@ -97,6 +97,7 @@ class Fusion:
                 )
                 if w > 0:
                     weights[m] = w
+            d.update({k: v for k, v in seen.items() if k not in ("t", "present")})  # e.g. faces: 0 now
             detail[m] = d
         total = sum(weights.values())
         if total <= 0:

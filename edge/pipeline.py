@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import threading
 import time
 from collections import deque
@@ -50,6 +51,14 @@ class Timings:
 
     def percentile(self, q: float) -> float:
         return float(np.percentile(np.fromiter(self.recent, float), q)) if self.recent else 0.0
+
+
+def _rss_mb() -> float:
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    except (OSError, ValueError, IndexError):
+        return 0.0
 
 
 # ------------------------------------------------------------------------------------ face stage
@@ -285,9 +294,12 @@ class Pipeline:
 
     def _on_health(self, name: str, status: str, detail: str) -> None:
         prev = self.hub.health.get(name)
-        if prev is None or prev.status != status or (status != "ok" and prev.detail != detail):
+        cause = detail.split("; retrying in")[0]
+        if prev is None or prev.status != status or prev.detail.split("; retrying in")[0] != cause:
             level = logging.INFO if status in ("ok", "disabled") else logging.WARNING
             log.log(level, "%s %s: %s", name, status, detail)
+        else:
+            log.debug("%s %s: %s", name, status, detail)   # the same failure again: one line per event
         self.hub.set_health(name, status, detail)
         modality = {"camera": "face", "microphone": "voice"}.get(name)
         if modality and status != "ok":
@@ -408,7 +420,7 @@ class Pipeline:
             m["face_ms_p95"] = round(self.face.timings.percentile(95), 3)
         if self.voice is not None:
             m["voice_ms_per_audio_s"] = round(self.voice.ms_per_audio_s, 3)
-            m["voice_window_ms_p50"] = round(self.voice.timings.percentile(50), 3)
+            m["voice_ms_p50"] = round(self.voice.timings.percentile(50), 3)   # per classified window
         return m
 
     # ---- lifecycle
@@ -425,7 +437,7 @@ class Pipeline:
                 source.start()
         for th in self._threads:
             th.start()
-        last_frames, last_t = 0, time.monotonic()
+        last_frames, last_t, last_cpu = 0, time.monotonic(), time.process_time()
         try:
             while not stop.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -434,8 +446,11 @@ class Pipeline:
                 if now - self._last_publish >= self.heartbeat_s:
                     self._publish()
                 m = self.metrics()
+                cpu = time.process_time()
                 m["fps"] = round((self.frames_analysed - last_frames) / max(now - last_t, 1e-6), 2)
-                last_frames, last_t = self.frames_analysed, now
+                m["process_cpu_percent"] = round(100.0 * (cpu - last_cpu) / max(now - last_t, 1e-6), 1)
+                m["process_rss_mb"] = round(_rss_mb(), 1)
+                last_frames, last_t, last_cpu = self.frames_analysed, now, cpu
                 self.hub.metrics.update(m)
         finally:
             await asyncio.to_thread(self.shutdown)

@@ -83,6 +83,7 @@ def test_absent_observation_and_forget() -> None:
     f.observe_absent("face", 0.5, {"faces": 0})
     s = f.state(0.5)
     assert s.modalities["face"]["present"] is False and s.live == ("face",)  # still fading
+    assert s.modalities["face"]["faces"] == 0
     f.forget("face")
     assert f.state(0.6).live == ()
 
