@@ -64,7 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", default=str(ROOT.parent / "shared" / "data"),
                    help="folder holding ravdess/index.csv (default ../shared/data)")
     p.add_argument("--out", default="runs/voice", help="output folder (checkpoints, models, metrics)")
-    p.add_argument("--epochs", type=int, default=65)
+    p.add_argument("--epochs", type=int, default=80)
     p.add_argument("--variants", type=int, default=2, help="augmented copies of each clip per epoch")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
@@ -134,10 +134,12 @@ def active_level(x: np.ndarray) -> float:
 
 def pink_noise(n: int, rng: np.random.Generator) -> np.ndarray:
     """Unit-RMS 1/f noise of n samples (spectral shaping of white noise)."""
-    spec = np.fft.rfft(rng.standard_normal(n))
-    f = np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE)
-    spec /= np.sqrt(np.maximum(f, 20.0))
-    x = np.fft.irfft(spec, n)
+    import scipy.fft
+
+    m = scipy.fft.next_fast_len(n, real=True)
+    spec = scipy.fft.rfft(rng.standard_normal(m).astype(np.float32))
+    spec /= np.sqrt(np.maximum(np.fft.rfftfreq(m, 1.0 / SAMPLE_RATE), 20.0)).astype(np.float32)
+    x = scipy.fft.irfft(spec, m)[:n]
     return (x / (np.std(x) + 1e-12)).astype(np.float32)
 
 
@@ -274,7 +276,7 @@ def build_model(tf, width: int = 24):
 
     def conv_bn(x, ch):
         x = layers.Conv2D(ch, 3, padding="same", use_bias=False, kernel_regularizer=reg)(x)
-        x = layers.BatchNormalization()(x)
+        x = layers.BatchNormalization(momentum=0.9)(x)   # short runs: let the statistics keep up
         return layers.ReLU()(x)
 
     inp = layers.Input(FEATURE_SHAPE, name="logmel")
@@ -367,8 +369,11 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow as tf
 
     if args.threads:
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+            tf.config.threading.set_inter_op_parallelism_threads(1)
+        except RuntimeError:   # TensorFlow already initialised in this process (e.g. under pytest)
+            print("note: TensorFlow already initialised; --threads ignored", flush=True)
     tf.keras.utils.set_random_seed(args.seed)
     if args.bf16:
         tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
