@@ -59,6 +59,7 @@ class Fusion:
         self.base = {"face": config.face_weight, "voice": config.voice_weight}
         self.readings: dict[str, ModalityReading] = {}
         self.presence: dict[str, dict[str, Any]] = {}   # latest observation per modality
+        self.sources: dict[str, str] = {}                # capture source status per modality
         self._smoothed: np.ndarray | None = None
         self._last_t: float | None = None
 
@@ -73,6 +74,10 @@ class Fusion:
         """A modality ran but found nothing (no face, no speech); its last reading fades out."""
         self.presence[modality] = {"present": False, "t": t, **(detail or {})}
 
+    def set_source(self, modality: str, status: str) -> None:
+        """Record the capture source's health (ok, down, ...); shown in each state."""
+        self.sources[modality] = status
+
     def forget(self, modality: str) -> None:
         """Drop a modality at once (its source is down)."""
         self.readings.pop(modality, None)
@@ -85,7 +90,8 @@ class Fusion:
         for m in MODALITIES:
             r = self.readings.get(m)
             seen = self.presence.get(m, {})
-            d: dict[str, Any] = {"live": False, "weight": 0.0, "present": bool(seen.get("present", False))}
+            d: dict[str, Any] = {"live": False, "weight": 0.0, "present": bool(seen.get("present", False)),
+                                 "source": self.sources.get(m, "disabled")}
             if r is not None:
                 age = max(0.0, now - r.t)
                 w = self.base[m] * r.confidence * freshness(age, self.cfg.stale_after_s, self.cfg.fade_s)

@@ -302,8 +302,10 @@ class Pipeline:
             log.debug("%s %s: %s", name, status, detail)   # the same failure again: one line per event
         self.hub.set_health(name, status, detail)
         modality = {"camera": "face", "microphone": "voice"}.get(name)
-        if modality and status != "ok":
-            self.fusion.forget(modality)
+        if modality:
+            self.fusion.set_source(modality, status)
+            if status != "ok":
+                self.fusion.forget(modality)
         self.update_mode()
         if ((self.camera is None or self.camera.ended.is_set())
                 and (self.microphone is None or self.microphone.ended.is_set())
@@ -338,7 +340,9 @@ class Pipeline:
         self.hub.set_health("pipeline", status, mode)
 
     def _on_result(self, modality: str, reading: ModalityReading | None, t: float, detail: dict[str, Any]) -> None:
-        if reading is not None:
+        if self.fusion.sources.get(modality) == "down":
+            pass   # a result from input captured just before the source failed: the modality is gone
+        elif reading is not None:
             self.fusion.observe(reading)
         else:
             self.fusion.observe_absent(modality, t, detail)

@@ -42,6 +42,7 @@ class DyingCamera:
     fps = 15.0
     opens = 0
     came_back = threading.Event()
+    came_back_at = 0.0
 
     def __init__(self) -> None:
         self.n = 0
@@ -51,6 +52,7 @@ class DyingCamera:
         if DyingCamera.opens == 2:
             raise CaptureError("camera '0' could not be opened")  # still unplugged at the first retry
         if DyingCamera.opens == 3:
+            DyingCamera.came_back_at = time.monotonic()
             DyingCamera.came_back.set()
 
     def read(self) -> np.ndarray:
@@ -90,7 +92,7 @@ async def test_camera_dies_mid_run_is_reported_and_recovered(tmp_path: Path, mon
     assert await asyncio.to_thread(DyingCamera.came_back.wait, WAIT)
     while True:   # the first state after recovery that sees the face again
         state = await asyncio.wait_for(sub.get(), WAIT)
-        if svc.hub.health["camera"].status == "ok" and "face" in state.live:
+        if state.t > DyingCamera.came_back_at and state.modalities["face"]["source"] == "ok" and "face" in state.live:
             break
     stop.set()
     await task
@@ -99,6 +101,7 @@ async def test_camera_dies_mid_run_is_reported_and_recovered(tmp_path: Path, mon
     assert svc.hub.health["camera"].restarts == 1
     assert ("pipeline", "down") in seen        # reported: no modality while the camera was gone
     assert svc.hub.health["pipeline"].status == "degraded"   # face only (voice disabled)
+    assert state.modalities["face"]["source"] == "ok" and state.modalities["voice"]["source"] == "disabled"
 
 
 async def test_failing_output_does_not_stop_the_pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -332,11 +332,11 @@ class CameraSource:
                 self.clock.advance(t)  # type: ignore[union-attr]
             else:
                 t = self.clock()
-            self.slot.put(Frame(img, t, self.frames), self._stop)
-            self.frames += 1
-            k += 1
-            if not reported:
+            if not reported:   # before the frame goes out, so no result precedes the "ok"
                 reported = True
                 self.backoff.reset()
                 self.on_health(self.name, "ok", f"{img.shape[1]}x{img.shape[0]} at {reader.fps:g} fps")
+            self.slot.put(Frame(img, t, self.frames), self._stop)
+            self.frames += 1
+            k += 1
         return False
