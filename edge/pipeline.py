@@ -104,8 +104,11 @@ class FaceStage:
         chosen = self._select_faces(dets, frame.image.shape, self.select)
         scored = []
         for det in chosen:
-            probs = np.asarray(self.classifier.classify(self._crop_face(frame.image, det, self.margin)),
-                               dtype=np.float64)
+            try:
+                crop = self._crop_face(frame.image, det, self.margin)
+            except ValueError:   # a box entirely outside the frame: not a usable face
+                continue
+            probs = np.asarray(self.classifier.classify(crop), dtype=np.float64)
             scored.append((distress_score(probs, self.distress_weights), det, probs))
         ms = (time.perf_counter() - start) * 1000.0
         self.timings.add(ms)
@@ -340,6 +343,9 @@ class Pipeline:
         self.hub.set_health("pipeline", status, mode)
 
     def _on_result(self, modality: str, reading: ModalityReading | None, t: float, detail: dict[str, Any]) -> None:
+        if self._errors.pop(modality, None) is not None:
+            log.info("%s stage recovered", modality)
+            self.hub.set_health(modality, "ok", "recovered")
         if self.fusion.sources.get(modality) == "down":
             pass   # a result from input captured just before the source failed: the modality is gone
         elif reading is not None:

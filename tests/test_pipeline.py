@@ -200,3 +200,18 @@ def test_pipeline_with_face_model_smile_is_happy(tmp_path: Path) -> None:
 
     states, _ = run_files(tmp_path, face_frame(), None, face_clf=FaceClassifier(FACE_MODEL))
     assert states[-1].label == "happy" and states[-1].live == ("face",)
+
+
+def test_face_stage_error_is_reported_and_recovers(tmp_path: Path) -> None:
+    class Flaky:
+        calls = 0
+
+        def classify(self, crop: np.ndarray) -> np.ndarray:
+            Flaky.calls += 1
+            if Flaky.calls == 3:
+                raise RuntimeError("tensor arena exhausted")
+            return onehot("happy")
+
+    states, service = run_files(tmp_path, face_frame(), None, face_clf=Flaky())
+    assert Flaky.calls == 30 and service.pipeline is not None and service.pipeline.frames_analysed == 29
+    assert service.hub.health["face"].status == "ok" and states[-1].label == "happy"
