@@ -175,6 +175,9 @@ def test_shipped_classifier() -> None:
     probs, detail = clf.classify_clip(x)
     assert detail.speech and detail.n_windows >= 2
     np.testing.assert_allclose(probs, detail.window_probs.mean(axis=0), rtol=1e-6)
+    strict = VoiceClassifier(SHIPPED, min_speech_s=5.0)
+    probs, detail = strict.classify_clip(x)
+    assert not detail.speech and detail.speech_s > 2.5 and not probs.any()
     if RAVDESS.is_dir():
         probs, detail = clf.classify_clip(ravdess_clip())
         assert detail.speech and abs(probs.sum() - 1) < 0.05

@@ -16,6 +16,7 @@ from edge.inference.runtime import ModelError, TFLiteModel
 from edge.inference.voice_features import (
     FEATURE_SHAPE,
     HOP_S,
+    MIN_SPEECH_S,
     SAMPLE_RATE,
     VAD_AGGRESSIVENESS,
     WINDOW_S,
@@ -30,7 +31,7 @@ __all__ = ["HOP_S", "SAMPLE_RATE", "WINDOW_S", "VoiceClassifier", "VoiceDetail"]
 @dataclass(frozen=True)
 class VoiceDetail:
     """How a clip was classified: ``speech`` is False (and the probabilities zeros) when the VAD
-    found less than ``MIN_SPEECH_S`` of speech."""
+    found less than ``min_speech_s`` (default ``MIN_SPEECH_S``, 0.3 s) of speech."""
 
     speech: bool
     speech_s: float
@@ -45,9 +46,11 @@ class VoiceClassifier:
     hop_s = HOP_S
     sample_rate = SAMPLE_RATE
 
-    def __init__(self, path: str | Path, num_threads: int = 1, aggressiveness: int = VAD_AGGRESSIVENESS):
+    def __init__(self, path: str | Path, num_threads: int = 1, aggressiveness: int = VAD_AGGRESSIVENESS,
+                 min_speech_s: float = MIN_SPEECH_S):
         self.model = TFLiteModel(path, num_threads=num_threads, name="voice_emotion")
         self.aggressiveness = aggressiveness
+        self.min_speech_s = min_speech_s
         shape = self.model.input_shape
         if len(shape) != 4 or shape[1:] != FEATURE_SHAPE:
             raise ModelError(f"voice model {path} expects input {list(shape)}, not "
@@ -67,9 +70,9 @@ class VoiceClassifier:
     def classify_clip(self, audio_16k: np.ndarray) -> tuple[np.ndarray, VoiceDetail]:
         """Audio (float32 in [-1, 1] or int16, 16 kHz mono) -> (mean window probabilities [7],
         detail). VAD-gates, cuts ``WINDOW_S`` windows every ``HOP_S`` over the speech only and
-        averages their probabilities; zeros with ``detail.speech == False`` when there is no
-        speech."""
-        feats, speech_s = clip_windows(audio_16k, self.aggressiveness)
+        averages their probabilities; zeros with ``detail.speech == False`` when there is less
+        than ``min_speech_s`` of speech."""
+        feats, speech_s = clip_windows(audio_16k, self.aggressiveness, self.min_speech_s)
         if len(feats) == 0:
             return (np.zeros(NUM_LABELS, np.float32),
                     VoiceDetail(False, speech_s, 0, np.zeros((0, NUM_LABELS), np.float32)))

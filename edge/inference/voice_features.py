@@ -79,12 +79,13 @@ def speech_only(audio: np.ndarray, aggressiveness: int = VAD_AGGRESSIVENESS) -> 
     return np.ascontiguousarray(frames[mask].reshape(-1))
 
 
-def speech_windows(speech: np.ndarray, window: int = WINDOW_SAMPLES, hop: int = HOP_SAMPLES) -> list[np.ndarray]:
+def speech_windows(speech: np.ndarray, window: int = WINDOW_SAMPLES, hop: int = HOP_SAMPLES,
+                   min_speech_s: float = MIN_SPEECH_S) -> list[np.ndarray]:
     """Sliding windows over already-gated speech. A short tail gets its own window aligned to the
     end; speech shorter than one window gives one window (zero-padded by ``window_features``);
-    less than ``MIN_SPEECH_S`` gives none."""
+    less than ``min_speech_s`` gives none."""
     n = len(speech)
-    if n < int(MIN_SPEECH_S * SAMPLE_RATE):
+    if n < int(min_speech_s * SAMPLE_RATE):
         return []
     if n <= window:
         return [speech]
@@ -137,13 +138,14 @@ def window_features(audio: np.ndarray) -> np.ndarray:
     return np.clip(feats, -8.0, 8.0).astype(np.float32)[:, :, None]
 
 
-def clip_windows(audio: np.ndarray, aggressiveness: int = VAD_AGGRESSIVENESS) -> tuple[np.ndarray, float]:
+def clip_windows(audio: np.ndarray, aggressiveness: int = VAD_AGGRESSIVENESS,
+                 min_speech_s: float = MIN_SPEECH_S) -> tuple[np.ndarray, float]:
     """A whole clip -> (features [n_windows, *FEATURE_SHAPE], seconds of gated speech).
 
     VAD-gates the clip, cuts sliding windows over the speech and featurises each one; zero windows
     when there is no speech. ``VoiceClassifier.classify_clip`` and training evaluation use this.
     """
     speech = speech_only(audio, aggressiveness)
-    wins = speech_windows(speech)
+    wins = speech_windows(speech, min_speech_s=min_speech_s)
     feats = np.stack([window_features(w) for w in wins]) if wins else np.zeros((0, *FEATURE_SHAPE), np.float32)
     return feats, len(speech) / SAMPLE_RATE
