@@ -107,7 +107,7 @@ class Service:
         asap = ((config.camera.backend == "file" and not config.camera.realtime)
                 or (config.microphone.backend == "file" and not config.microphone.realtime))
         self.clock: Callable[[], float] = MediaClock() if asap else time.monotonic
-        self.hub = Hub(config)
+        self.hub = Hub(config, clock=self.clock)  # alarm timing follows media time in fast playback
         self.pipeline: Pipeline | None = None
         self.stop_event: asyncio.Event | None = None
         self.output_tasks: dict[str, asyncio.Task[None]] = {}
@@ -225,6 +225,12 @@ class Service:
         if "store" in self.output_names:  # the durable recorder goes in before any alarm can fire
             with contextlib.suppress(ModuleNotFoundError):
                 importlib.import_module("edge.store").attach(self.hub)
+        if "mqtt" in self.output_names and self.config.mqtt.enabled:  # outbox records from the first event
+            try:
+                importlib.import_module("edge.outbox").attach(self.hub)
+            except Exception as exc:  # noqa: BLE001 - the alarm on the box must run without MQTT
+                log.error("MQTT outbox unavailable: %s", exc)
+                self.hub.set_health("mqtt", "down", f"outbox unavailable: {exc}")
         for name in self.output_names:
             serve = self._resolve_output(name)
             if serve is not None:
