@@ -109,7 +109,7 @@ def test_parse_since() -> None:
 def test_timeline_sampling_flush_and_window(tmp_path: Path) -> None:
     clock = Clock()
     s = EventStore(tmp_path / "e.db", wall_clock=clock)
-    for i in range(50):  # 10 Hz for 5 s -> 1 row per second
+    for _ in range(50):  # 10 Hz for 5 s -> 1 row per second
         clock.t += 0.1
         s.add_state(fake_state("fear", 0.6), alarm_active=False)
     assert len(s.timeline(60)) == 5

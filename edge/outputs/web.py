@@ -79,6 +79,7 @@ COUNTERS = web.AppKey("counters", AlarmCounters)
 SYSTEM = web.AppKey("system", SystemStats)
 CLOSING = web.AppKey("closing", asyncio.Event)
 SSE_CLIENTS = web.AppKey("sse_clients", set)
+WHO = web.RequestKey("who", str)
 
 
 def json_error(status: int, message: str, **extra: Any) -> web.Response:
@@ -211,7 +212,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     if _is_public(request.path):
         return await handler(request)
     if not auth.enabled:
-        request["who"] = "web"
+        request[WHO] = "web"
         if mutating and not _csrf_ok_without_session(request):
             return json_error(403, f"missing or wrong {CSRF_HEADER} header (reload the page)")
         return await handler(request)
@@ -227,7 +228,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if not auth.check_token(token.strip()):
             auth.limiter.failed(client)
             return _unauthorized("wrong token; see `medtrack token` on the box")
-        request["who"] = "web:api"
+        request[WHO] = "web:api"
         return await handler(request)
     session = auth.session(request.cookies.get(SESSION_COOKIE))
     if session is None:
@@ -239,7 +240,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             return json_error(403, "cross-origin request refused")
         if not auth.check_csrf(session, request.headers.get(CSRF_HEADER), request.cookies.get(CSRF_COOKIE)):
             return json_error(403, f"missing or wrong {CSRF_HEADER} header (reload the page)")
-    request["who"] = "web"
+    request[WHO] = "web"
     return await handler(request)
 
 
@@ -483,7 +484,7 @@ async def _ack(request: web.Request, long: bool) -> web.Response:
         if not isinstance(data["long"], bool):
             raise web.HTTPBadRequest(reason="long: expected true or false")
         long = long or data["long"]
-    who = request.get("who", "web")
+    who = request.get(WHO, "web")
     if "by" in data:
         by = data["by"]
         if not isinstance(by, str) or not _BY_RE.match(by.strip()):
