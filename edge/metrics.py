@@ -162,6 +162,7 @@ class SystemStats:
         self._last_cpu: tuple[int, int] | None = None
         self._last: dict[str, Any] = {}
         self._last_t = float("-inf")
+        self._cpu_percent()  # prime: the first read() then has a delta
 
     def _cpu_percent(self) -> float | None:
         try:

@@ -39,17 +39,17 @@
     return e;
   }
   function num(x, digits) {
-    return new Intl.NumberFormat(MT.lang, { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(x);
+    return new Intl.NumberFormat(MT.locale, { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(x);
   }
-  function pct(x) { return new Intl.NumberFormat(MT.lang, { style: 'percent', maximumFractionDigits: 0 }).format(x); }
+  function pct(x) { return new Intl.NumberFormat(MT.locale, { style: 'percent', maximumFractionDigits: 0 }).format(x); }
   function clock(ms) {
-    return new Date(ms).toLocaleTimeString(MT.lang, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+    return new Date(ms).toLocaleTimeString(MT.locale, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
   }
   function dateTime(iso) {
     var d = new Date(iso);
     if (isNaN(d)) return iso || '';
     var today = new Date().toDateString() === d.toDateString();
-    return today ? d.toLocaleTimeString(MT.lang) : d.toLocaleString(MT.lang);
+    return today ? d.toLocaleTimeString(MT.locale) : d.toLocaleString(MT.locale);
   }
   function duration(s) {
     s = Math.max(0, Math.floor(s));
@@ -179,10 +179,16 @@
     var gap = 5000;
     // alarm periods
     g.fillStyle = 'rgba(185,28,28,0.22)';
-    for (var i = 0; i < pts.length; i++) {
-      if (!pts[i][3]) continue;
-      var end = i + 1 < pts.length && pts[i + 1][0] - pts[i][0] < 15000 ? pts[i + 1][0] : pts[i][0] + 1000;
-      g.fillRect(x(pts[i][0]), T, Math.max(1, x(end) - x(pts[i][0])), ph);
+    var runStart = null;
+    for (var i = 0; i < pts.length; i++) {  // one rectangle per alarm period
+      if (pts[i][3] && runStart === null) runStart = pts[i][0];
+      var next = pts[i + 1];
+      var ends = !next || !next[3] || next[0] - pts[i][0] > 15000;
+      if (runStart !== null && ends) {
+        var end = next && next[0] - pts[i][0] <= 15000 ? next[0] : pts[i][0] + 1000;
+        g.fillRect(x(runStart), T, Math.max(2, x(end) - x(runStart)), ph);
+        runStart = null;
+      }
     }
     // grid and axes
     g.strokeStyle = '#e5e7eb'; g.lineWidth = 1; g.fillStyle = '#6b7280';
@@ -192,10 +198,10 @@
       g.fillText(num(v, 1), L - 4, y(v));
     });
     g.textAlign = 'center'; g.textBaseline = 'top';
-    var step = 5 * 60 * 1000, first = Math.ceil(t0 / step) * step;
+    var step = (pw < 500 ? 10 : 5) * 60 * 1000, first = Math.ceil(t0 / step) * step;
     for (var tm = first; tm <= now; tm += step) {
       g.beginPath(); g.moveTo(x(tm), T); g.lineTo(x(tm), T + ph); g.stroke();
-      var label = new Date(tm).toLocaleTimeString(MT.lang, { hour: '2-digit', minute: '2-digit' });
+      var label = new Date(tm).toLocaleTimeString(MT.locale, { hour: '2-digit', minute: '2-digit' });
       if (x(tm) > L + 14 && x(tm) < L + pw - 14) g.fillText(label, x(tm), T + ph + 12);
     }
     // threshold
@@ -279,7 +285,12 @@
       var lat = $('lat');
       lat.textContent = '';
       Object.keys(m).sort().forEach(function (k) {
-        if (/_ms(_|$)/.test(k) && typeof m[k] === 'number') kv(lat, k.replace(/_/g, ' '), num(m[k], 1) + ' ms');
+        var g = /^(.+?)_ms(?:_(p\d+|mean|max|min|avg))?$/.exec(k);
+        if (!g || typeof m[k] !== 'number') return;
+        var stage = g[1].split('_')[0];
+        var name = MT.strings && MT.strings.en['mod_' + stage] ? t('mod_' + stage) : g[1].replace(/_/g, ' ');
+        kv(lat, name + (g[1].indexOf('_') > 0 ? ' (' + g[1].split('_').slice(1).join(' ') + ')' : '') +
+          (g[2] ? ' ' + g[2] : ''), num(m[k], 1) + ' ms');
       });
       var ul = $('models');
       ul.textContent = '';

@@ -19,6 +19,12 @@
   }
 
   var MT = window.MT = { lang: pickLang(), strings: null };
+  // Formatting locale: the browser's own variant of the chosen language (en-GB: 24 h clock).
+  MT.locale = MT.lang;
+  (navigator.languages || [navigator.language || '']).some(function (l) {
+    if (String(l).toLowerCase().split('-')[0] === MT.lang) { MT.locale = l; return true; }
+    return false;
+  });
 
   MT.t = function (key, vars) {
     var table = MT.strings ? (MT.strings[MT.lang] || MT.strings.en) : null;

@@ -1,0 +1,306 @@
+"""The status page in a real browser: Debian chromium, headless, driven over the DevTools protocol
+(a tiny client on aiohttp's WebSocket; no selenium). Logs in, sees the state tile update live,
+sees an alarm appear and acknowledges it from the page, in English and in French (phone-sized
+viewport). No console errors, no CSP violations, no request leaves the box. Screenshots go to
+artifacts/ (browser_en.png, browser_fr.png). Skips when chromium is not installed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import importlib.util
+import json
+import math
+import shutil
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from edge import config as config_mod
+from edge import store as store_mod
+from edge.events import AlarmEvent
+from edge.hub import Hub
+from edge.outputs import auth as auth_mod
+from edge.outputs import web
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "artifacts"
+CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser")) if p), None)
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed "
+                                                   "(apt-get install -y chromium)")]
+
+_spec = importlib.util.spec_from_file_location("_bench_web", ROOT / "scripts" / "bench_web.py")
+bench_web = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
+_spec.loader.exec_module(bench_web)  # type: ignore[union-attr]
+
+TIMEOUT = 20.0
+
+
+class CDP:
+    """Minimal Chrome DevTools Protocol client over one browser WebSocket (flattened sessions)."""
+
+    def __init__(self, ws: aiohttp.ClientWebSocketResponse):
+        self.ws = ws
+        self._id = 0
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self.events: list[dict[str, Any]] = []
+        self._reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        async for msg in self.ws:
+            data = json.loads(msg.data)
+            if "id" in data:
+                fut = self._pending.pop(data["id"], None)
+                if fut and not fut.done():
+                    if "error" in data:
+                        fut.set_exception(RuntimeError(f"CDP error: {data['error']}"))
+                    else:
+                        fut.set_result(data.get("result", {}))
+            else:
+                self.events.append(data)
+
+    async def send(self, method: str, params: dict[str, Any] | None = None, session: str | None = None) -> Any:
+        self._id += 1
+        msg: dict[str, Any] = {"id": self._id, "method": method, "params": params or {}}
+        if session:
+            msg["sessionId"] = session
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[self._id] = fut
+        await self.ws.send_str(json.dumps(msg))
+        return await asyncio.wait_for(fut, TIMEOUT)
+
+    async def close(self) -> None:
+        self._reader.cancel()
+        await self.ws.close()
+
+
+class Page:
+    def __init__(self, cdp: CDP, session: str):
+        self.cdp, self.session = cdp, session
+
+    async def send(self, method: str, params: dict[str, Any] | None = None) -> Any:
+        return await self.cdp.send(method, params, self.session)
+
+    async def eval(self, expression: str) -> Any:
+        res = await self.send("Runtime.evaluate", {"expression": expression, "returnByValue": True,
+                                                   "awaitPromise": True})
+        if "exceptionDetails" in res:
+            raise AssertionError(f"page error in {expression!r}: {res['exceptionDetails']}")
+        return res["result"].get("value")
+
+    async def wait(self, condition: str, timeout: float = TIMEOUT) -> None:
+        """Wait until a JS condition holds (the page polls itself; the test only awaits)."""
+        js = ("new Promise(res => { const f = () => { let ok = false; try { ok = !!(" + condition + "); }"
+              " catch (e) {} if (ok) res(true); else setTimeout(f, 50); }; f(); })")
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            while True:
+                try:
+                    await asyncio.wait_for(self.eval(js), max(0.1, deadline - loop.time()))
+                    return
+                except RuntimeError as exc:  # the page navigated under the evaluation: ask the new one
+                    if "context" not in str(exc).lower() and "navigat" not in str(exc).lower():
+                        raise
+                    if loop.time() > deadline:
+                        raise TimeoutError from None
+        except TimeoutError:
+            body = await self.eval("document.body ? document.body.innerText.slice(0, 800) : ''")
+            raise AssertionError(f"page never reached: {condition}\n--- page text ---\n{body}") from None
+
+    async def goto(self, url: str) -> None:
+        await self.send("Page.navigate", {"url": url})
+
+    async def screenshot(self, path: Path) -> None:
+        height = await self.eval("Math.ceil(document.documentElement.scrollHeight)")
+        await self.send("Emulation.setDeviceMetricsOverride",
+                        {"width": 412, "height": int(height), "deviceScaleFactor": 1, "mobile": True})
+        await self.eval("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
+        shot = await self.send("Page.captureScreenshot", {"format": "png"})
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(base64.b64decode(shot["data"]))
+        await self.send("Emulation.setDeviceMetricsOverride",
+                        {"width": 412, "height": 915, "deviceScaleFactor": 1, "mobile": True})
+
+
+async def new_page(cdp: CDP, lang: str) -> Page:
+    target = await cdp.send("Target.createTarget", {"url": "about:blank"})
+    att = await cdp.send("Target.attachToTarget", {"targetId": target["targetId"], "flatten": True})
+    page = Page(cdp, att["sessionId"])
+    for domain in ("Page", "Runtime", "Log", "Network"):
+        await page.send(f"{domain}.enable")
+    ua = (await cdp.send("Browser.getVersion"))["userAgent"]
+    accept = "fr-FR,fr;q=0.9" if lang == "fr" else "en-GB,en;q=0.9"
+    await page.send("Emulation.setUserAgentOverride", {"userAgent": ua, "acceptLanguage": accept})
+    await page.send("Emulation.setLocaleOverride", {"locale": "fr-FR" if lang == "fr" else "en-GB"})
+    await page.send("Emulation.setDeviceMetricsOverride",
+                    {"width": 412, "height": 915, "deviceScaleFactor": 1, "mobile": True})
+    return page
+
+
+@contextlib.asynccontextmanager
+async def chromium(tmp_path: Path) -> AsyncIterator[CDP]:
+    assert CHROMIUM is not None
+    args = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-extensions",
+            "--disable-dev-shm-usage", f"--user-data-dir={tmp_path / 'chrome-profile'}",
+            "--remote-debugging-port=0", "--remote-debugging-address=127.0.0.1", "about:blank"]
+    proc = await asyncio.create_subprocess_exec(*args, stdout=asyncio.subprocess.DEVNULL,
+                                                stderr=asyncio.subprocess.PIPE)
+    assert proc.stderr is not None
+    ws_url = ""
+    seen: list[str] = []
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            while not ws_url:
+                line = (await proc.stderr.readline()).decode(errors="replace")
+                if not line:
+                    raise AssertionError("chromium exited:\n" + "".join(seen[-20:]))
+                seen.append(line)
+                if "DevTools listening on " in line:
+                    ws_url = line.split("DevTools listening on ", 1)[1].strip()
+
+        async def drain() -> None:
+            assert proc.stderr is not None
+            while await proc.stderr.readline():
+                pass
+
+        drainer = asyncio.create_task(drain())
+        async with aiohttp.ClientSession() as s:
+            ws = await s.ws_connect(ws_url, max_msg_size=0)
+            cdp = CDP(ws)
+            try:
+                yield cdp
+            finally:
+                await cdp.close()
+        drainer.cancel()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            proc.terminate()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(proc.wait(), 10)
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
+
+
+def seed_history(hub: Hub, now: float) -> None:
+    """30 minutes of timeline and a few past alarm events, as a running box would have."""
+    store = store_mod.attached(hub)
+    assert store is not None
+    labels = ["neutral"] * 600 + ["sad"] * 300 + ["fear"] * 240 + ["neutral"] * 659
+    for i, label in enumerate(labels):
+        ts = now - 1800 + i
+        distress = {"neutral": 0.12, "sad": 0.45, "fear": 0.78}[label] + 0.04 * math.sin(i / 20)
+        alarm = 1 if 1000 <= i < 1300 else 0
+        store._pending.append((ts, label, round(distress, 3), alarm))
+    store.flush_states()
+    for kind, offset, by in (("raised", 800, None), ("acknowledged", 760, "button"), ("cleared", 500, None)):
+        store.record(AlarmEvent(kind=kind, condition="distress", priority="high", by=by,
+                                time=store_mod._iso(now - offset)))
+    hub.emit_event(AlarmEvent(kind="technical", condition="mic_lost", priority="low",
+                              time=store_mod._iso(now - 300)))
+    hub.emit_event(AlarmEvent(kind="technical_cleared", condition="mic_lost", priority="low",
+                              time=store_mod._iso(now - 290)))
+
+
+async def test_page_in_real_browser(tmp_path: Path) -> None:
+    cfg = config_mod.from_dict({"service": {"state_dir": str(tmp_path), "device_id": "bed-12",
+                                            "location": "Ward 3"}})
+    hub = Hub(cfg)
+    alarm = bench_web.FakeAlarm(hub)
+    acked = asyncio.Event()
+    orig_ack = alarm.acknowledge
+
+    def ack(by: str, long: bool = False) -> AlarmEvent | None:
+        ev = orig_ack(by, long)
+        acked.set()
+        return ev
+
+    hub.set_ack_handler(ack)
+    store = store_mod.attach(hub)
+    seed_history(hub, time.time())
+    hub.set_health("camera", "ok", "picamera2")
+    hub.set_health("microphone", "ok", "USB mic")
+    hub.set_health("store", "ok")
+    hub.metrics.update({"fps": 5.0, "face_ms_p50": 31.2, "face_ms_p95": 44.0, "voice_window_ms_p50": 12.5,
+                        "cpu_temp_c": 52.3})
+    hub.models = [{"name": "face_expression", "file": "face_expression_int8.tflite", "sha256": "3f" * 32,
+                   "backend": "ai_edge_litert"}]
+    hub.states.publish(bench_web.fake_state("neutral", 0.1, t=hub.clock()))
+    app = web.make_app(hub, store, cfg)
+    runner, port = await web.start_site(app, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{port}"
+    token = auth_mod.load_or_create_token(auth_mod.token_path(tmp_path))
+    try:
+        async with chromium(tmp_path) as cdp:
+            # ------------------------------------------------------------ English
+            page = await new_page(cdp, "en")
+            await page.goto(base + "/")
+            await page.wait("location.pathname === '/login' && document.getElementById('token')")
+            await page.wait("document.getElementById('login-btn').textContent === 'Log in'")
+            await page.eval("document.getElementById('token').focus()")
+            await page.send("Input.insertText", {"text": token})
+            await page.eval("document.getElementById('login-btn').click()")
+            await page.wait("location.pathname === '/' && document.getElementById('conn').classList.contains('on')")
+            await page.wait("document.getElementById('tile-label').textContent === 'Neutral'")
+
+            hub.states.publish(bench_web.fake_state("fear", 0.72, t=hub.clock()))
+            await page.wait("document.getElementById('tile-label').textContent === 'Fear'")
+            assert await page.eval("document.getElementById('tile-distress').textContent") == "0.72"
+            assert await page.eval("document.getElementById('tile').className") == "tile lab-fear"
+
+            assert await page.eval("document.getElementById('alarm').hidden") is True
+            alarm.raise_alarm(priority="high", distress=0.72)
+            await page.wait("!document.getElementById('alarm').hidden")
+            assert await page.eval("document.getElementById('alarm-cond').textContent") == "Distress"
+            await page.wait("document.querySelectorAll('#history tbody tr').length >= 6")
+            await page.wait("document.querySelectorAll('#sources .chip').length >= 3")
+            await page.screenshot(ARTIFACTS / "browser_en_alarm.png")
+
+            await page.eval("document.getElementById('ack').click()")
+            await asyncio.wait_for(acked.wait(), TIMEOUT)
+            assert alarm.active is not None and alarm.active["acknowledged_by"] == "web"
+            await page.wait("document.getElementById('alarm').classList.contains('acked')")
+            await page.wait("document.querySelector('#history tbody tr td:nth-child(2)').textContent"
+                            " === 'Acknowledged'")
+            await page.screenshot(ARTIFACTS / "browser_en.png")
+
+            # ------------------------------------------------------------ French (same login)
+            acked.clear()
+            alarm.clear()
+            alarm.raise_alarm(priority="medium", distress=0.6)
+            hub.states.publish(bench_web.fake_state("sad", 0.61, t=hub.clock()))
+            fr = await new_page(cdp, "fr")
+            await fr.goto(base + "/")
+            await fr.wait("document.documentElement.lang === 'fr' && "
+                          "document.getElementById('conn').classList.contains('on')")
+            await fr.wait("document.getElementById('tile-label').textContent === 'Tristesse'")
+            assert await fr.eval("document.getElementById('tile-distress').textContent") == "0,61"
+            await fr.wait("!document.getElementById('alarm').hidden && "
+                          "document.getElementById('ack').textContent === 'Acquitter'")
+            await fr.wait("document.querySelectorAll('#history tbody tr').length >= 8")
+            await fr.screenshot(ARTIFACTS / "browser_fr_alarm.png")
+            await fr.eval("document.getElementById('ack').click()")
+            await asyncio.wait_for(acked.wait(), TIMEOUT)
+            await fr.wait("document.getElementById('alarm').classList.contains('acked')")
+            await fr.screenshot(ARTIFACTS / "browser_fr.png")
+
+            # ------------------------------------------------------------ hygiene
+            problems = [e["params"]["entry"] for e in cdp.events if e.get("method") == "Log.entryAdded"
+                        and e["params"]["entry"]["level"] == "error"]
+            problems += [e["params"] for e in cdp.events if e.get("method") == "Runtime.exceptionThrown"]
+            assert not problems, problems
+            urls = {e["params"]["request"]["url"] for e in cdp.events
+                    if e.get("method") == "Network.requestWillBeSent"}
+            assert urls and all(u.startswith(base) for u in urls), urls
+            no_patient_media = [u for u in urls if any(x in u for x in (".jpg", ".png", ".wav", ".mp4", "image"))]
+            assert not no_patient_media, no_patient_media
+    finally:
+        await runner.cleanup()
