@@ -23,6 +23,7 @@ import csv
 import io
 import json
 import logging
+import os
 import sqlite3
 import sys
 import time
@@ -130,7 +131,9 @@ class EventStore:
         if self.readonly:
             return self._open_readonly()
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o750)
+            if not self.path.exists():  # owner-only: the -wal and -shm files inherit this mode
+                os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
         except OSError as exc:
             raise self._fail(exc) from None
         conn: sqlite3.Connection | None = None
@@ -405,7 +408,11 @@ async def serve(hub: Hub, stop: asyncio.Event) -> None:
             done, _ = await asyncio.wait({get_task, stop_task}, timeout=timeout,
                                          return_when=asyncio.FIRST_COMPLETED)
             if get_task in done:
-                store.add_state(get_task.result(), bool(hub.alarm_snapshot().get("active")))
+                try:
+                    active = bool(hub.alarm_snapshot().get("active"))
+                except Exception:  # noqa: BLE001 - a broken snapshot must not stop the timeline
+                    active = False
+                store.add_state(get_task.result(), active)
             else:
                 get_task.cancel()
             try:

@@ -43,6 +43,8 @@ def test_schema_wal_and_version(tmp_path: Path) -> None:
     assert s.schema_version == len(MIGRATIONS)
     assert s._conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert s._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    for suffix in ("", "-wal", "-shm"):  # patient data: owner only
+        assert (tmp_path / f"events.db{suffix}").stat().st_mode & 0o077 == 0
     s.close()
     # reopening does not re-run migrations
     assert EventStore(tmp_path / "events.db").schema_version == len(MIGRATIONS)

@@ -7,7 +7,9 @@ import asyncio
 import importlib.util
 import json
 import os
+import shutil
 import stat
+import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -547,3 +549,33 @@ async def test_serve_bad_tls_is_clear(tmp_path: Path) -> None:
     assert hub.health["web"].status == "down" and "tls_cert" in hub.health["web"].detail
     stop.set()
     await task
+
+
+@pytest.mark.skipif(shutil.which("openssl") is None, reason="openssl not installed")
+async def test_tls_serves_https_with_secure_cookie(tmp_path: Path, unused_tcp_port: int) -> None:
+    import ssl
+
+    import aiohttp
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    cfg = config_mod.from_dict({"service": {"state_dir": str(tmp_path)},
+                                "web": {"host": "127.0.0.1", "port": unused_tcp_port,
+                                        "tls_cert": str(cert), "tls_key": str(key)}})
+    hub = Hub(cfg)
+    stop = asyncio.Event()
+    task = asyncio.create_task(web.serve(hub, stop))
+    await until(lambda: "web" in hub.health)
+    assert hub.health["web"].detail.startswith("https://")
+    ctx = ssl.create_default_context(cafile=str(cert))
+    ctx.check_hostname = False
+    token = auth_mod.load_or_create_token(auth_mod.token_path(tmp_path))
+    base = f"https://127.0.0.1:{unused_tcp_port}"
+    async with aiohttp.ClientSession(connector=aiohttp.TCPConnector(ssl=ctx)) as s, \
+            s.post(base + "/login", data={"token": token}, allow_redirects=False) as r:
+        assert r.status == 303
+        assert r.cookies[auth_mod.SESSION_COOKIE]["secure"]
+        assert "max-age" in r.headers["Strict-Transport-Security"]
+    stop.set()
+    await asyncio.wait_for(task, 5)

@@ -325,10 +325,21 @@ def _snapshot(hub: Hub) -> dict[str, Any]:
     return snap if isinstance(snap, dict) else {"active": False}
 
 
+_state_cache: list[Any] = [None, None]  # [state object, its to_dict()]: one serialisation per state
+
+
+def _state_dict(state: EmotionState | None) -> dict[str, Any] | None:
+    if state is None:
+        return None
+    if _state_cache[0] is not state:
+        _state_cache[:] = [state, state.to_dict()]
+    return _state_cache[1]  # type: ignore[no-any-return]
+
+
 def _state_payload(hub: Hub) -> dict[str, Any]:
     state = hub.latest_state
     return {
-        "state": state.to_dict() if state else None,
+        "state": _state_dict(state),
         "age_s": round(hub.clock() - state.t, 2) if state else None,
         "alarm": _snapshot(hub),
     }
