@@ -245,6 +245,7 @@ async def test_page_in_real_browser(tmp_path: Path) -> None:
             await page.goto(base + "/")
             await page.wait("location.pathname === '/login' && document.getElementById('token')")
             await page.wait("document.getElementById('login-btn').textContent === 'Log in'")
+            await page.screenshot(ARTIFACTS / "browser_login.png")
             await page.eval("document.getElementById('token').focus()")
             await page.send("Input.insertText", {"text": token})
             await page.eval("document.getElementById('login-btn').click()")
