@@ -4,7 +4,6 @@ as fast as possible, asserting on the EmotionStates it publishes."""
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,26 +25,13 @@ from edge import config
 from edge.capture.camera import Frame
 from edge.events import EmotionState
 from edge.fusion import distress_score
+from edge.inference.detector import Detection
 from edge.pipeline import FaceStage, VoiceStage
 from edge.service import Service
 
 
-@dataclass(frozen=True)
-class Det:
-    x: float
-    y: float
-    w: float
-    h: float
-    score: float = 0.9
-    keypoints: tuple = ()
-
-    @property
-    def area(self) -> float:
-        return self.w * self.h
-
-    @property
-    def center(self) -> tuple[float, float]:
-        return self.x + self.w / 2, self.y + self.h / 2
+def Det(x: float, y: float, w: float, h: float) -> Detection:
+    return Detection(x, y, w, h, score=0.9, keypoints=())
 
 
 class FakeDetector:
