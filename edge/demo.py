@@ -83,6 +83,8 @@ def cli_demo(args: argparse.Namespace) -> int:
     os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
     base = config_mod.load(getattr(args, "config", None))
     logsetup.setup(base.service.log_level)
+    # the demo shows what the buzzer, LED and button pins do (mock pins; DEBUG lines of one logger)
+    logging.getLogger("edge.outputs.gpio").setLevel(logging.DEBUG)
     try:
         video, audio = find_demo_media()
     except DemoError as exc:
