@@ -126,14 +126,15 @@ async def bench_pipeline(args: argparse.Namespace) -> dict[str, float | str | No
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    if args.command == "web":
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["web"]:  # every option after `web` belongs to scripts/bench_web.py
         try:
-            from scripts.bench_web import run_web_bench
-        except ImportError:
-            print("bench.py: scripts/bench_web.py is not available", file=sys.stderr)
+            from scripts.bench_web import main as web_main
+        except ImportError as exc:
+            print(f"bench.py: scripts/bench_web.py cannot be loaded ({exc})", file=sys.stderr)
             return 2
-        return int(run_web_bench(args.rest) or 0)
+        return int(web_main(argv[1:]) or 0)
+    args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.profile:
         import cProfile
