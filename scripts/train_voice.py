@@ -68,6 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default="runs/voice", help="output folder (checkpoints, models, metrics)")
     p.add_argument("--epochs", type=int, default=80)
     p.add_argument("--variants", type=int, default=2, help="augmented copies of each clip per epoch")
+    p.add_argument("--noise-prob", type=float, default=0.7, help="share of training renderings with added noise")
+    p.add_argument("--max-speed", type=float, default=0.1, help="largest speed/pitch change (0.1 = +-10 %%)")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--lr", type=float, default=2e-3)
     p.add_argument("--width", type=int, default=24, help="channels of the first conv")
@@ -185,12 +187,15 @@ def speed(x: np.ndarray, factor: float) -> np.ndarray:
     return x if down == 20 else resample_poly(x, 20, down).astype(np.float32)
 
 
-def augment_clip(x: np.ndarray, others: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    """One random training-time rendering of a clip (before VAD gating)."""
-    x = speed(x, float(rng.choice([0.9, 0.95, 1.0, 1.0, 1.05, 1.1])))
+def augment_clip(x: np.ndarray, others: list[np.ndarray], rng: np.random.Generator,
+                 noise_prob: float = 0.7, max_speed: float = 0.1) -> np.ndarray:
+    """One random training-time rendering of a clip (before VAD gating): speed/pitch change up to
+    +-max_speed, reverberation, babble and/or pink noise with probability noise_prob, gain."""
+    steps = [-max_speed, -max_speed / 2, 0.0, 0.0, max_speed / 2, max_speed]
+    x = speed(x, 1.0 + float(rng.choice(steps)))
     if rng.random() < 0.3:
         x = reverb(x, rng)
-    if rng.random() < 0.7:
+    if rng.random() < noise_prob:
         y = x
         kind = rng.random()
         if kind < 0.7 and others:
@@ -228,7 +233,8 @@ def spec_augment(f: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return f
 
 
-def epoch_bank(data: dict, epoch: int, seed: int, variants: int, quiet: bool) -> tuple[np.ndarray, np.ndarray]:
+def epoch_bank(data: dict, epoch: int, seed: int, variants: int, quiet: bool,
+               noise_prob: float = 0.7, max_speed: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
     """The seeded bank of augmented training windows for one epoch (same on --resume)."""
     from tqdm import tqdm
 
@@ -240,7 +246,7 @@ def epoch_bank(data: dict, epoch: int, seed: int, variants: int, quiet: bool) ->
                      if actors[j] != actors[i]]
         others = [audio[j] for j in other_idx]
         for _ in range(variants):
-            speech = speech_only(augment_clip(audio[i], others, rng), VAD_AGGRESSIVENESS)
+            speech = speech_only(augment_clip(audio[i], others, rng, noise_prob, max_speed), VAD_AGGRESSIVENESS)
             win = random_window(speech, rng)
             if win is None:
                 continue
@@ -412,7 +418,8 @@ def main(argv: list[str] | None = None) -> int:
     bank_x = bank_y = None
     for epoch in range(state["epoch"], args.epochs):
         start = time.time()
-        bank_x, bank_y = epoch_bank(data, epoch, args.seed, args.variants, args.quiet)
+        bank_x, bank_y = epoch_bank(data, epoch, args.seed, args.variants, args.quiet,
+                                    args.noise_prob, args.max_speed)
         t_bank = time.time() - start
         model.optimizer.learning_rate.assign(lr_at(epoch, args.epochs, args.lr))
         steps = len(bank_x) // args.batch
@@ -451,7 +458,8 @@ def main(argv: list[str] | None = None) -> int:
         model.load_weights(best_path)
 
     if bank_x is None:
-        bank_x, _ = epoch_bank(data, max(state["epoch"] - 1, 0), args.seed, args.variants, args.quiet)
+        bank_x, _ = epoch_bank(data, max(state["epoch"] - 1, 0), args.seed, args.variants, args.quiet,
+                                 args.noise_prob, args.max_speed)
     rng = np.random.default_rng(args.seed)
     rep_feats = bank_x[rng.choice(len(bank_x), size=min(400, len(bank_x)), replace=False)]
     float_path, int8_path = export_tflite(tf, model, out, rep_feats)
@@ -460,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
         "parameters": int(model.count_params()), "epochs": state["epoch"], "selected": args.select,
         "best_epoch": state.get("best_epoch"), "seed": args.seed,
         "window_s": WINDOW_S, "hop_s": HOP_S, "feature_shape": list(FEATURE_SHAPE),
-        "vad_aggressiveness": VAD_AGGRESSIVENESS, "aggregation": "mean of window probabilities",
+        "vad_aggressiveness": VAD_AGGRESSIVENESS, "width": args.width, "noise_prob": args.noise_prob, "max_speed": args.max_speed, "aggregation": "mean of window probabilities",
         "train_actors": sorted(set(data["train_actor"])), "val_actors": sorted(set(data["val_actor"])),
         "noisy_protocol": {"babble_snr_db": NOISY_BABBLE_SNR_DB, "babble_speakers": 3,
                            "pink_snr_db": NOISY_PINK_SNR_DB, "seed": NOISY_SEED,
