@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 from edge.inference.face import FACE_INPUT_SIZE  # noqa: E402
 from edge.labels import LABELS, NUM_LABELS, fer2013_to_canon, ferplus_majority, ferplus_soft_targets  # noqa: E402
 from scripts.metrics import classification_report  # noqa: E402
+from scripts.tflite_export import export_float_and_int8  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -52,6 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-bf16", dest="bf16", action="store_false",
                    help="train in float32 (default: mixed bfloat16, about 2x faster on AVX512-BF16 CPUs)")
     p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p.add_argument("--tta", action="store_true",
+                   help="export a model that averages the face and its mirror image (about 2x the compute)")
     p.add_argument("--install", action="store_true", help="copy the int8 model to models_tflite/")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
@@ -136,6 +139,15 @@ def build_model(tf, width: int = 32):
     return tf.keras.Model(inp, probs, name="face_expression")
 
 
+def with_flip_average(tf, base):
+    """Wrap a model so it returns the mean of its outputs on the image and on its mirror image."""
+    layers = tf.keras.layers
+    inp = layers.Input(base.input_shape[1:], name="face")
+    mirrored = layers.Lambda(lambda t: tf.reverse(t, axis=[2]), name="mirror")(inp)
+    out = layers.Average(name="probs_tta")([base(inp), base(mirrored)])
+    return tf.keras.Model(inp, out, name="face_expression_tta")
+
+
 def make_augmenter(tf, seed: int):
     """Camera-like augmentation on a batch of float [0,1] images [B,48,48,1]."""
     layers = tf.keras.layers
@@ -203,31 +215,6 @@ def choose_logit_adjustment(probs: np.ndarray, y: np.ndarray, prior: np.ndarray)
         if rep["accuracy"] >= base["accuracy"] - 0.01 and rep["balanced_accuracy"] > best["balanced_accuracy"]:
             best_tau, best = float(round(tau, 2)), rep
     return best_tau, best
-
-
-def export_tflite(tf, model, out_dir: Path, rep_images: np.ndarray) -> tuple[Path, Path]:
-    saved = out_dir / "saved_model"
-    if saved.exists():
-        shutil.rmtree(saved)
-    model.export(str(saved), format="tf_saved_model", verbose=False)
-
-    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved))
-    float_path = out_dir / "face_expression_float.tflite"
-    float_path.write_bytes(conv.convert())
-
-    def representative():
-        for img in rep_images:
-            yield [img.astype(np.float32)[None, :, :, None] / 255.0]
-
-    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved))
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    int8_path = out_dir / "face_expression_int8.tflite"
-    int8_path.write_bytes(conv.convert())
-    return float_path, int8_path
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -316,22 +303,25 @@ def main(argv: list[str] | None = None) -> int:
         model.load_weights(best_path)
 
     # post-hoc logit adjustment for the rare distress classes, folded into the final bias
-    val_probs = predict(model, data["val_x"])
+    val_probs = predict(with_flip_average(tf, model) if args.tta else model, data["val_x"])
     tau, val_rep = choose_logit_adjustment(val_probs, data["val_y"], prior)
     dense = model.get_layer("logits")
     kernel, bias = dense.get_weights()
     dense.set_weights([kernel, bias - tau * np.log(prior).astype(np.float32)])
+    if args.tta:
+        model = with_flip_average(tf, model)
     print(f"logit adjustment tau={tau}: val acc {val_rep['accuracy']:.4f} "
           f"balanced {val_rep['balanced_accuracy']:.4f}", flush=True)
 
     rng = np.random.default_rng(args.seed)
     rep_images = data["train_x"][rng.choice(n_train, size=min(500, n_train), replace=False)]
-    float_path, int8_path = export_tflite(tf, model, out, rep_images)
+    float_path, int8_path = export_float_and_int8(
+        tf, model, out, "face_expression", [img.astype(np.float32)[None, :, :, None] / 255.0 for img in rep_images])
 
     # final numbers through edge's runtime and preprocessing, the service's own code path
     from edge.inference.face import FaceClassifier
 
-    metrics = {"parameters": int(model.count_params()), "epochs": state["epoch"],
+    metrics = {"parameters": int(model.count_params()), "epochs": state["epoch"], "tta": args.tta,
                "best_epoch": state.get("best_epoch"), "logit_adjust_tau": tau, "seed": args.seed,
                "validation": val_rep}
     for kind, path in (("float", float_path), ("int8", int8_path)):

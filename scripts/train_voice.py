@@ -53,6 +53,7 @@ from edge.inference.voice_features import (  # noqa: E402
 )
 from edge.labels import LABELS, NUM_LABELS, ravdess_to_canon  # noqa: E402
 from scripts.metrics import classification_report  # noqa: E402
+from scripts.tflite_export import export_float_and_int8  # noqa: E402
 
 TRAIN_ACTORS = tuple(range(1, 17))
 VAL_ACTORS = tuple(range(17, 21))
@@ -329,31 +330,6 @@ def clip_predictions(probs: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray
     return total.argmax(1)
 
 
-def export_tflite(tf, model, out_dir: Path, rep_feats: np.ndarray) -> tuple[Path, Path]:
-    saved = out_dir / "saved_model"
-    if saved.exists():
-        shutil.rmtree(saved)
-    model.export(str(saved), format="tf_saved_model", verbose=False)
-
-    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved))
-    float_path = out_dir / "voice_emotion_float.tflite"
-    float_path.write_bytes(conv.convert())
-
-    def representative():
-        for f in rep_feats:
-            yield [f[None].astype(np.float32)]
-
-    conv = tf.lite.TFLiteConverter.from_saved_model(str(saved))
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    conv.representative_dataset = representative
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.int8
-    conv.inference_output_type = tf.int8
-    int8_path = out_dir / "voice_emotion_int8.tflite"
-    int8_path.write_bytes(conv.convert())
-    return float_path, int8_path
-
-
 def evaluate_clips(path: Path, clips: list[np.ndarray], y: list[int]) -> dict:
     """Clip-level report through VoiceClassifier, the service's code path."""
     from edge.inference.voice import VoiceClassifier
@@ -462,7 +438,7 @@ def main(argv: list[str] | None = None) -> int:
                                  args.noise_prob, args.max_speed)
     rng = np.random.default_rng(args.seed)
     rep_feats = bank_x[rng.choice(len(bank_x), size=min(400, len(bank_x)), replace=False)]
-    float_path, int8_path = export_tflite(tf, model, out, rep_feats)
+    float_path, int8_path = export_float_and_int8(tf, model, out, "voice_emotion", [f[None] for f in rep_feats])
 
     metrics: dict = {
         "parameters": int(model.count_params()), "epochs": state["epoch"], "selected": args.select,
