@@ -47,11 +47,18 @@ class EmotionState:
         return d
 
 
+EVENT_KINDS: tuple[str, ...] = (
+    "raised", "escalated", "acknowledged", "silenced", "resounded", "cleared", "suppressed",
+    "technical", "technical_cleared",
+)
+PRIORITIES: tuple[str, ...] = ("high", "medium", "low", "none")
+
+
 @dataclass(frozen=True)
 class AlarmEvent:
     """One alarm transition; stored before it is announced, published with a unique id."""
 
-    kind: str                     # raised | escalated | acknowledged | silenced | resounded | cleared | technical | technical_cleared
+    kind: str                     # one of EVENT_KINDS
     condition: str                # distress | no_patient | camera_lost | mic_lost | model_failure | overheat | stalled | store_failure
     priority: str                 # high | medium | low | none
     time: str = field(default_factory=utc_now_iso)
@@ -59,6 +66,12 @@ class AlarmEvent:
     by: str | None = None         # who acknowledged: "button", "web:<user>", "mqtt:<client>"
     distress: float | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.kind not in EVENT_KINDS:
+            raise ValueError(f"unknown alarm event kind {self.kind!r}; add it to EVENT_KINDS and the page strings")
+        if self.priority not in PRIORITIES:
+            raise ValueError(f"unknown alarm priority {self.priority!r}; expected one of {PRIORITIES}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
