@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import shutil
 import sys
@@ -34,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from edge.inference.face import FACE_INPUT_SIZE  # noqa: E402
 from edge.labels import LABELS, NUM_LABELS, fer2013_to_canon, ferplus_majority, ferplus_soft_targets  # noqa: E402
 from scripts.metrics import classification_report  # noqa: E402
-from scripts.tflite_export import export_float_and_int8  # noqa: E402
+from scripts.training import RunFolder, export_float_and_int8, lr_at  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -192,13 +191,6 @@ def make_augmenter(tf, seed: int):
 
 # ---------------------------------------------------------------------------------------- train
 
-def lr_at(epoch: int, epochs: int, base: float, warmup: int = 2) -> float:
-    if epoch < warmup:
-        return base * (epoch + 1) / warmup
-    t = (epoch - warmup) / max(1, epochs - warmup)
-    return 0.5 * base * (1 + math.cos(math.pi * t)) + 1e-5
-
-
 def predict(model, x: np.ndarray, batch: int = 512) -> np.ndarray:
     return model.predict(x.astype(np.float32)[..., None] / 255.0, batch_size=batch, verbose=0)
 
@@ -251,21 +243,9 @@ def main(argv: list[str] | None = None) -> int:
                 num_parallel_calls=tf.data.AUTOTUNE).prefetch(2)
     steps = args.steps or n_train // args.batch
 
-    ckpt = out / "checkpoint.keras"
-    state_path = out / "train_state.json"
-    best_path = out / "best.weights.h5"
-    state = {"epoch": 0, "best_score": -1.0, "history": []}
-    if args.resume and ckpt.is_file() and state_path.is_file():
-        model = tf.keras.models.load_model(ckpt)
-        state = json.loads(state_path.read_text())
-        print(f"resumed at epoch {state['epoch']}", flush=True)
-    else:
-        model = build_model(tf, args.width)
-        model.compile(
-            optimizer=tf.keras.optimizers.AdamW(learning_rate=args.lr, weight_decay=1e-4),
-            loss=tf.keras.losses.CategoricalCrossentropy(),
-            metrics=["accuracy"],
-        )
+    run = RunFolder(out)
+    best_path = run.best_weights
+    model, state = run.open(tf, args.resume, lambda: build_model(tf, args.width), tf.keras.losses.CategoricalCrossentropy(), args.lr)
     print(f"parameters: {model.count_params():,}", flush=True)
 
     class EpochEnd(tf.keras.callbacks.Callback):
@@ -282,8 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                 state["best_epoch"] = epoch + 1
                 self.model.save_weights(best_path)
             state["epoch"] = epoch + 1
-            self.model.save(ckpt)
-            state_path.write_text(json.dumps(state, indent=1))
+            run.save(self.model, state)
             print(f"epoch {epoch + 1}: val acc {rep['accuracy']:.4f} balanced "
                   f"{rep['balanced_accuracy']:.4f}", flush=True)
 

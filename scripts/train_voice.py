@@ -53,7 +53,7 @@ from edge.inference.voice_features import (  # noqa: E402
 )
 from edge.labels import LABELS, NUM_LABELS, ravdess_to_canon  # noqa: E402
 from scripts.metrics import classification_report  # noqa: E402
-from scripts.tflite_export import export_float_and_int8  # noqa: E402
+from scripts.training import RunFolder, export_float_and_int8, lr_at  # noqa: E402
 
 TRAIN_ACTORS = tuple(range(1, 17))
 VAL_ACTORS = tuple(range(17, 21))
@@ -306,13 +306,6 @@ def build_model(tf, width: int = 24):
 
 # ---------------------------------------------------------------------------------------- train
 
-def lr_at(epoch: int, epochs: int, base: float, warmup: int = 2) -> float:
-    if epoch < warmup:
-        return base * (epoch + 1) / warmup
-    t = (epoch - warmup) / max(1, epochs - warmup)
-    return 0.5 * base * (1 + math.cos(math.pi * t)) + 1e-5
-
-
 def clip_set(audio: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """All windows of all clips (the service's gating and windowing) and each window's clip id."""
     feats, owner = [], []
@@ -374,21 +367,9 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     assert not set(data["train_actor"]) & set(data["val_actor"]), "a validation actor is in training"
 
-    ckpt = out / "checkpoint.keras"
-    state_path = out / "train_state.json"
-    best_path = out / "best.weights.h5"
-    state: dict = {"epoch": 0, "best_score": -1.0, "history": []}
-    if args.resume and ckpt.is_file() and state_path.is_file():
-        model = tf.keras.models.load_model(ckpt)
-        state = json.loads(state_path.read_text())
-        print(f"resumed at epoch {state['epoch']}", flush=True)
-    else:
-        model = build_model(tf, args.width)
-        model.compile(
-            optimizer=tf.keras.optimizers.AdamW(learning_rate=args.lr, weight_decay=1e-4),
-            loss=tf.keras.losses.SparseCategoricalCrossentropy(),
-            metrics=["accuracy"],
-        )
+    run = RunFolder(out)
+    best_path = run.best_weights
+    model, state = run.open(tf, args.resume, lambda: build_model(tf, args.width), tf.keras.losses.SparseCategoricalCrossentropy(), args.lr)
     print(f"parameters: {model.count_params():,}", flush=True)
 
     bank_x = bank_y = None
@@ -419,8 +400,7 @@ def main(argv: list[str] | None = None) -> int:
             state["best_epoch"] = epoch + 1
             model.save_weights(best_path)
         state["epoch"] = epoch + 1
-        model.save(ckpt)
-        state_path.write_text(json.dumps(state, indent=1))
+        run.save(model, state)
         print(f"epoch {epoch + 1}/{args.epochs}: loss {entry['loss']:.3f}  val clip acc clean "
               f"{accs['clean']:.4f} noisy {accs['noisy']:.4f}  ({entry['epoch_s']:.0f}s, bank {t_bank:.0f}s)",
               flush=True)
