@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
 import sys
 import time
@@ -33,29 +32,14 @@ sys.path.insert(0, str(ROOT))
 from edge.inference.face import FACE_INPUT_SIZE  # noqa: E402
 from edge.labels import LABELS, NUM_LABELS, fer2013_to_canon, ferplus_majority, ferplus_soft_targets  # noqa: E402
 from scripts.metrics import classification_report  # noqa: E402
-from scripts.training import RunFolder, export_float_and_int8, lr_at  # noqa: E402
+from scripts.training import RunFolder, export_float_and_int8, lr_at, run_parser, start_tensorflow  # noqa: E402
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data"),
-                   help="folder holding fer2013/fer2013_trainval.npz (default ../shared/data)")
-    p.add_argument("--out", default="runs/face", help="output folder (checkpoints, models, metrics)")
-    p.add_argument("--epochs", type=int, default=40)
-    p.add_argument("--batch", type=int, default=128)
-    p.add_argument("--lr", type=float, default=3e-3)
-    p.add_argument("--width", type=int, default=32, help="channels of the first stage")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--limit", type=int, default=0, help="use only N training rows (smoke tests)")
-    p.add_argument("--steps", type=int, default=0, help="steps per epoch (0 = full epoch)")
-    p.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0 = all cores)")
-    p.add_argument("--no-bf16", dest="bf16", action="store_false",
-                   help="train in float32 (default: mixed bfloat16, about 2x faster on AVX512-BF16 CPUs)")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
+    p = run_parser(__doc__, data_holds="fer2013/fer2013_trainval.npz", out="runs/face", epochs=40,
+                   batch=128, lr=3e-3, width=32)
     p.add_argument("--tta", action="store_true",
                    help="export a model that averages the face and its mirror image (about 2x the compute)")
-    p.add_argument("--install", action="store_true", help="copy the int8 model to models_tflite/")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
 
@@ -213,15 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    if args.threads:
-        tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-        tf.config.threading.set_inter_op_parallelism_threads(1)
-    tf.keras.utils.set_random_seed(args.seed)
-    if args.bf16:
-        tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    tf = start_tensorflow(args)
 
     data = load_face_data(Path(args.data), args.seed, args.limit)
     n_train = len(data["train_x"])

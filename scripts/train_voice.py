@@ -53,7 +53,7 @@ from edge.inference.voice_features import (  # noqa: E402
 )
 from edge.labels import LABELS, NUM_LABELS, ravdess_to_canon  # noqa: E402
 from scripts.metrics import classification_report  # noqa: E402
-from scripts.training import RunFolder, export_float_and_int8, lr_at  # noqa: E402
+from scripts.training import RunFolder, export_float_and_int8, lr_at, run_parser, start_tensorflow  # noqa: E402
 
 TRAIN_ACTORS = tuple(range(1, 17))
 VAL_ACTORS = tuple(range(17, 21))
@@ -63,29 +63,14 @@ NOISY_PINK_SNR_DB = 20.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--data", default=str(ROOT.parent / "shared" / "data"),
-                   help="folder holding ravdess/index.csv (default ../shared/data)")
-    p.add_argument("--out", default="runs/voice", help="output folder (checkpoints, models, metrics)")
-    p.add_argument("--epochs", type=int, default=80)
+    p = run_parser(__doc__, data_holds="ravdess/index.csv", out="runs/voice", epochs=80, batch=64,
+                   lr=2e-3, width=32)
     p.add_argument("--variants", type=int, default=2, help="augmented copies of each clip per epoch")
     p.add_argument("--noise-prob", type=float, default=0.5, help="share of training renderings with added noise")
     p.add_argument("--max-speed", type=float, default=0.05, help="largest speed/pitch change (0.1 = +-10 %%)")
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--lr", type=float, default=2e-3)
-    p.add_argument("--width", type=int, default=32, help="channels of the first conv")
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--limit", type=int, default=0, help="use only N training clips (smoke tests)")
-    p.add_argument("--steps", type=int, default=0, help="steps per epoch (0 = the whole bank)")
-    p.add_argument("--threads", type=int, default=0, help="TensorFlow threads (0 = all cores)")
-    p.add_argument("--no-bf16", dest="bf16", action="store_false",
-                   help="train in float32 (default: mixed bfloat16, about 2x faster on AVX512-BF16 CPUs)")
     p.add_argument("--select", choices=("last", "best"), default="last",
                    help="export the last epoch (default; the validation set stays unbiased) or the "
                         "epoch with the best validation score")
-    p.add_argument("--resume", action="store_true", help="continue from the checkpoint in --out")
-    p.add_argument("--install", action="store_true", help="copy the int8 model to models_tflite/")
-    p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p.parse_args(argv)
 
 
@@ -342,18 +327,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
-
-    if args.threads:
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(args.threads)
-            tf.config.threading.set_inter_op_parallelism_threads(1)
-        except RuntimeError:   # TensorFlow already initialised in this process (e.g. under pytest)
-            print("note: TensorFlow already initialised; --threads ignored", flush=True)
-    tf.keras.utils.set_random_seed(args.seed)
-    if args.bf16:
-        tf.keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    tf = start_tensorflow(args)
 
     t0 = time.time()
     data = load_ravdess(Path(args.data), args.limit, args.seed)
