@@ -68,9 +68,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--variants", type=int, default=2, help="augmented copies of each clip per epoch")
     p.add_argument("--noise-prob", type=float, default=0.5, help="share of training renderings with added noise")
     p.add_argument("--max-speed", type=float, default=0.05, help="largest speed/pitch change (0.1 = +-10 %%)")
-    p.add_argument("--select", choices=("last", "best"), default="last",
-                   help="export the last epoch (default; the validation set stays unbiased) or the "
-                        "epoch with the best validation score")
+    p.add_argument("--select", choices=("last", "best", "average"), default="last",
+                   help="export the last epoch (default; the validation set stays unbiased), the "
+                        "epoch with the best validation score, or the average of the weights "
+                        "from --average-from on (stochastic weight averaging)")
+    p.add_argument("--average-from", type=float, default=0.75,
+                   help="with --select average: share of the epochs after which weights are averaged")
+    p.add_argument("--head", choices=("pool", "freq"), default="pool",
+                   help="pool: average+max over time and frequency; freq: over time only, keeping "
+                        "the frequency (pitch, spectral tilt) layout for the classifier")
+    p.add_argument("--mixup", type=float, default=0.0,
+                   help="mixup alpha (0 = off): train on convex mixes of window pairs and labels")
     return p.parse_args(argv)
 
 
@@ -261,10 +269,52 @@ def noisy_copy(audio: list[np.ndarray], actors: list[int], seed: int = NOISY_SEE
     return out
 
 
+def mixup(x: np.ndarray, y: np.ndarray, alpha: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Mixup (Zhang et al. 2018): each window mixed with a random partner, weight ~ Beta(alpha,
+    alpha) kept >= 0.5 for the window itself; returns the mixed windows and soft (one-hot mixed) labels."""
+    lam = rng.beta(alpha, alpha, size=len(x)).astype(np.float32)
+    lam = np.maximum(lam, 1.0 - lam)
+    partner = rng.permutation(len(x))
+    onehot = np.eye(NUM_LABELS, dtype=np.float32)[y]
+    mixed_x = lam[:, None, None, None] * x + (1.0 - lam[:, None, None, None]) * x[partner]
+    mixed_y = lam[:, None] * onehot + (1.0 - lam[:, None]) * onehot[partner]
+    return mixed_x.astype(np.float32), mixed_y
+
+
+class WeightAverage:
+    """Stochastic weight averaging: the running mean of the weights at the end of each epoch from
+    ``start`` on (batch-norm statistics included), kept in a file so --resume continues it."""
+
+    def __init__(self, path: Path, start: int):
+        self.path, self.start = path, start
+        self.count, self._sum = 0, None
+        if path.is_file():
+            with np.load(path) as z:
+                self.count = int(z["count"])
+                self._sum = [z[f"w{i}"] for i in range(len(z.files) - 1)]
+
+    def add(self, epoch: int, weights: list[np.ndarray]) -> bool:
+        """Add the weights after ``epoch`` (0-based) if it is past ``start``; True when the
+        average changed. Saved at once, so the file is always in step with the checkpoint."""
+        if epoch < self.start + self.count:       # before the start, or already in (--resume)
+            return False
+        w = [np.asarray(a, np.float64) for a in weights]
+        self._sum = w if self._sum is None else [s + a for s, a in zip(self._sum, w, strict=True)]
+        self.count += 1
+        tmp = self.path.with_suffix(".tmp.npz")
+        np.savez(tmp, count=self.count, **{f"w{i}": a for i, a in enumerate(self._sum)})
+        tmp.replace(self.path)
+        return True
+
+    def weights(self) -> list[np.ndarray]:
+        return [(s / self.count).astype(np.float32) for s in self._sum]
+
+
 # ---------------------------------------------------------------------------------------- model
 
-def build_model(tf, width: int = 24):
-    """A compact log-mel CNN: four conv stages, global average + max pooling over time/frequency."""
+def build_model(tf, width: int = 24, head: str = "pool"):
+    """A compact log-mel CNN: four conv stages, then average + max pooling over time and frequency
+    (``head="pool"``) or over time only, the frequency bands kept apart (``head="freq"``)."""
     layers = tf.keras.layers
     reg = tf.keras.regularizers.l2(1e-4)
 
@@ -282,7 +332,12 @@ def build_model(tf, width: int = 24):
     x = conv_bn(x, width * 3)
     x = layers.MaxPooling2D(2)(x)                  # 18x5
     x = conv_bn(x, width * 5)
-    x = layers.Concatenate()([layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)])
+    if head == "freq":                             # 18x5xC -> pool over time -> 5*C*2 features
+        frames = x.shape[1]
+        x = layers.Concatenate()([layers.Flatten()(layers.AveragePooling2D((frames, 1))(x)),
+                                  layers.Flatten()(layers.MaxPooling2D((frames, 1))(x))])
+    else:
+        x = layers.Concatenate()([layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)])
     x = layers.Dropout(0.3)(x)
     logits = layers.Dense(NUM_LABELS, name="logits", kernel_regularizer=reg, dtype="float32")(x)
     probs = layers.Softmax(name="probs", dtype="float32")(logits)
@@ -343,8 +398,12 @@ def main(argv: list[str] | None = None) -> int:
 
     run = RunFolder(out)
     best_path = run.best_weights
-    model, state = run.open(tf, args.resume, lambda: build_model(tf, args.width), tf.keras.losses.SparseCategoricalCrossentropy(), args.lr)
+    loss = (tf.keras.losses.CategoricalCrossentropy() if args.mixup
+            else tf.keras.losses.SparseCategoricalCrossentropy())
+    model, state = run.open(tf, args.resume, lambda: build_model(tf, args.width, args.head), loss, args.lr)
     print(f"parameters: {model.count_params():,}", flush=True)
+    average = WeightAverage(out / "average.weights.npz", int(args.average_from * args.epochs))
+    averaged = build_model(tf, args.width, args.head) if args.select == "average" else None
 
     bank_x = bank_y = None
     for epoch in range(state["epoch"], args.epochs):
@@ -357,17 +416,28 @@ def main(argv: list[str] | None = None) -> int:
         if args.steps:
             steps = min(steps, args.steps) if steps else args.steps
         n = max(steps * args.batch, min(len(bank_x), args.batch))
-        hist = model.fit(bank_x[:n], bank_y[:n], batch_size=args.batch, epochs=1, shuffle=False,
+        train_x, train_y = bank_x[:n], bank_y[:n]
+        if args.mixup:
+            train_x, train_y = mixup(train_x, train_y, args.mixup, np.random.default_rng([args.seed, epoch, 7]))
+        hist = model.fit(train_x, train_y, batch_size=args.batch, epochs=1, shuffle=False,
                          verbose=2 if args.quiet else 1)
+        del train_x, train_y
         accs = {}
         for name, x, owner in (("clean", val_clean_x, val_clean_owner), ("noisy", val_noisy_x, val_noisy_owner)):
             probs = model.predict(x, batch_size=256, verbose=0)
             accs[name] = float(np.mean(clip_predictions(probs, owner, n_val) == np.asarray(data["val_y"])))
+        if averaged is not None and average.add(epoch, model.get_weights()):
+            averaged.set_weights(average.weights())
+            for name, x, owner in (("clean", val_clean_x, val_clean_owner), ("noisy", val_noisy_x, val_noisy_owner)):
+                probs = averaged.predict(x, batch_size=256, verbose=0)
+                accs[f"average_{name}"] = float(np.mean(clip_predictions(probs, owner, n_val) == np.asarray(data["val_y"])))
         score = accs["clean"] + accs["noisy"]
         entry = {"epoch": epoch + 1, "loss": float(hist.history["loss"][-1]),
                  "train_accuracy": float(hist.history["accuracy"][-1]), "val_clean": accs["clean"],
                  "val_noisy": accs["noisy"], "lr": lr_at(epoch, args.epochs, args.lr),
                  "windows": int(n), "bank_s": round(t_bank, 1), "epoch_s": round(time.time() - start, 1)}
+        if "average_clean" in accs:
+            entry["average_clean"], entry["average_noisy"] = accs["average_clean"], accs["average_noisy"]
         state["history"].append(entry)
         if score > state["best_score"]:
             state["best_score"] = score
@@ -375,17 +445,23 @@ def main(argv: list[str] | None = None) -> int:
             model.save_weights(best_path)
         state["epoch"] = epoch + 1
         run.save(model, state)
+        avg_note = (f"  average clean {accs['average_clean']:.4f} noisy {accs['average_noisy']:.4f}"
+                    if "average_clean" in accs else "")
         print(f"epoch {epoch + 1}/{args.epochs}: loss {entry['loss']:.3f}  val clip acc clean "
-              f"{accs['clean']:.4f} noisy {accs['noisy']:.4f}  ({entry['epoch_s']:.0f}s, bank {t_bank:.0f}s)",
+              f"{accs['clean']:.4f} noisy {accs['noisy']:.4f}{avg_note}  ({entry['epoch_s']:.0f}s, bank {t_bank:.0f}s)",
               flush=True)
 
     # rebuild in float32 for export (mixed-precision variables are float32 already)
     tf.keras.mixed_precision.set_global_policy("float32")
     trained = model
-    model = build_model(tf, args.width)
+    model = build_model(tf, args.width, args.head)
     model.set_weights(trained.get_weights())
     if args.select == "best" and best_path.is_file():
         model.load_weights(best_path)
+    elif args.select == "average":
+        if not average.count:
+            raise SystemExit(f"error: no averaged weights in {out}; train past --average-from first")
+        model.set_weights(average.weights())
 
     if bank_x is None:
         bank_x, _ = epoch_bank(data, max(state["epoch"] - 1, 0), args.seed, args.variants, args.quiet,
