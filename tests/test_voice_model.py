@@ -235,3 +235,33 @@ def test_noisy_copy_is_seeded_and_uses_other_speakers() -> None:
         noise = y1 - x
         snr = 20 * np.log10(active_level(x) / active_level(noise))
         assert 8.5 < snr < 11.0          # babble at 10 dB plus pink noise at 20 dB
+
+
+def test_mixup_keeps_each_window_dominant_and_labels_summing_to_one() -> None:
+    mixup = load_train_voice().mixup
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, *FEATURE_SHAPE)).astype(np.float32)
+    y = np.arange(32) % NUM_LABELS
+    mx, my = mixup(x, y, 0.2, np.random.default_rng(1))
+    assert mx.shape == x.shape and mx.dtype == np.float32
+    assert my.shape == (32, NUM_LABELS)
+    np.testing.assert_allclose(my.sum(axis=1), 1.0, rtol=1e-6)
+    assert np.all(my[np.arange(32), y] >= 0.5 - 1e-6)         # the window's own label dominates
+    np.testing.assert_array_equal(mixup(x, y, 0.2, np.random.default_rng(1))[0], mx)   # seeded
+
+
+def test_weight_average_averages_from_start_and_resumes(tmp_path: Path) -> None:
+    WeightAverage = load_train_voice().WeightAverage
+    path = tmp_path / "average.weights.npz"
+    avg = WeightAverage(path, start=2)
+    weights = [[np.full(3, float(e)), np.full((2, 2), 10.0 * e)] for e in range(6)]
+    assert not avg.add(0, weights[0]) and not avg.add(1, weights[1])    # before the start
+    assert avg.add(2, weights[2]) and avg.add(3, weights[3])
+    resumed = WeightAverage(path, start=2)                             # as after --resume
+    assert resumed.count == 2
+    assert not resumed.add(3, weights[3])                              # epoch 3 is already in
+    assert resumed.add(4, weights[4])
+    mean = resumed.weights()
+    np.testing.assert_allclose(mean[0], np.full(3, 3.0))
+    np.testing.assert_allclose(mean[1], np.full((2, 2), 30.0))
+    assert mean[0].dtype == np.float32
