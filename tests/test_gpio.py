@@ -381,6 +381,15 @@ def test_pin_factories(caplog):
         assert "using mock pins" in caplog.text
 
 
+def test_auto_reports_mock_pins_chosen_by_the_environment(monkeypatch):
+    # GPIOZERO_PIN_FACTORY=mock (as the demo sets it) must not pass for real hardware
+    from gpiozero.pins.mock import MockFactory
+
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")
+    f, is_mock = make_pin_factory("auto")
+    assert isinstance(f, MockFactory) and is_mock
+
+
 async def test_test_alarm_plays_each_pattern_once(vt, factory):
     lines: list[str] = []
     start = vt.t

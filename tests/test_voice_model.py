@@ -77,7 +77,7 @@ def test_window_features_pads_short_and_cuts_long_input() -> None:
 
 def test_window_features_remove_recording_gain() -> None:
     # gain-invariant wherever the bands are well above the small power floor (about -70 dBFS)
-    x = voiced(1.5) + np.random.default_rng(2).standard_normal(WINDOW_SAMPLES).astype(np.float32) * 0.01
+    x = voiced(WINDOW_SAMPLES / SAMPLE_RATE) + np.random.default_rng(2).standard_normal(WINDOW_SAMPLES).astype(np.float32) * 0.01
     # (the lowest bands, under 200 Hz, sit near the floor after pre-emphasis)
     np.testing.assert_allclose(window_features(x)[:, 4:], window_features(3.0 * x)[:, 4:], atol=0.05)
 
@@ -265,3 +265,5 @@ def test_weight_average_averages_from_start_and_resumes(tmp_path: Path) -> None:
     np.testing.assert_allclose(mean[0], np.full(3, 3.0))
     np.testing.assert_allclose(mean[1], np.full((2, 2), 30.0))
     assert mean[0].dtype == np.float32
+    longer = WeightAverage(path, start=4)            # --resume with a longer schedule: a new average
+    assert longer.count == 0 and longer.add(4, weights[4]) and longer.count == 1

@@ -16,7 +16,7 @@ import scipy.sparse
 from python_speech_features import get_filterbanks, sigproc
 
 SAMPLE_RATE = 16000
-WINDOW_S = 1.5                      # one classifier input covers 1.5 s of speech
+WINDOW_S = 2.5                      # one classifier input covers 2.5 s of speech (a whole short sentence)
 HOP_S = 0.5                         # sliding windows over a clip advance by 0.5 s
 WINDOW_SAMPLES = int(WINDOW_S * SAMPLE_RATE)
 HOP_SAMPLES = int(HOP_S * SAMPLE_RATE)
@@ -26,7 +26,7 @@ FRAME_LEN_S = 0.025
 FRAME_STEP_S = 0.010
 N_MELS = 40
 NFFT = 512
-N_FRAMES = 1 + int(round((WINDOW_S - FRAME_LEN_S) / FRAME_STEP_S))   # 148 frames per window
+N_FRAMES = 1 + int(round((WINDOW_S - FRAME_LEN_S) / FRAME_STEP_S))   # 249 frames per window
 FEATURE_SHAPE = (N_FRAMES, N_MELS, 1)
 
 VAD_FRAME_MS = 30

@@ -67,7 +67,11 @@ def make_pin_factory(name: str) -> tuple[Any, bool]:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                return Device._default_pin_factory(), False
+                factory = Device._default_pin_factory()
+            # GPIOZERO_PIN_FACTORY=mock in the environment (the demo sets it) gives mock pins too
+            from gpiozero.pins.mock import MockFactory
+
+            return factory, isinstance(factory, MockFactory)
         except Exception as exc:  # noqa: BLE001 - any failure means: not on a Pi
             log.warning("gpio: no GPIO hardware found (%s); using mock pins, nothing will sound", exc)
             return mock_factory(), True
