@@ -30,7 +30,15 @@ from edge.events import AlarmEvent, EmotionState, utc_now_iso
 from edge.hub import Hub
 from edge.labels import LABELS
 from edge.outbox import Outbox
-from edge.outputs.mqtt import CommandError, Topics, discovery_messages, parse_command, serve, tls_context
+from edge.outputs.mqtt import (
+    CommandError,
+    Topics,
+    _cancel_all,
+    discovery_messages,
+    parse_command,
+    serve,
+    tls_context,
+)
 
 aiomqtt = pytest.importorskip("aiomqtt")
 
@@ -528,3 +536,24 @@ async def test_disabled_and_bad_tls_settings(tmp_path: Path) -> None:
     stop.set()                                   # a bad TLS setting is reported, never raised
     await serve(hub, stop)
     assert hub.health["mqtt"].status == "down" and "MQTT not started" in hub.health["mqtt"].detail
+
+
+async def test_shutdown_cancels_a_task_that_swallowed_its_cancel() -> None:
+    # Python 3.11's asyncio.wait_for (aiomqtt's publish) can drop a cancel (CPython gh-86296)
+    swallowed = asyncio.Event()
+
+    async def stubborn() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            swallowed.set()            # what a lost cancel looks like: the pump carries on
+        await asyncio.Event().wait()
+
+    async def polite() -> None:
+        await asyncio.Event().wait()
+
+    tasks = [asyncio.create_task(stubborn()), asyncio.create_task(polite())]
+    await asyncio.sleep(0)             # let both start
+    async with asyncio.timeout(TIMEOUT):
+        await _cancel_all(tasks)
+    assert swallowed.is_set() and all(t.cancelled() for t in tasks)

@@ -272,9 +272,7 @@ class _Session:
         try:
             done, _ = await asyncio.wait([*tasks, stopper], return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for task in (*tasks, stopper):
-                task.cancel()
-            await asyncio.gather(*tasks, stopper, return_exceptions=True)
+            await _cancel_all([*tasks, stopper])
         for task in done:
             if task is not stopper and task.exception() is not None:
                 raise task.exception()  # type: ignore[misc]
@@ -362,6 +360,23 @@ class _Session:
                             self.hub.latest_state, self.device_id), qos=0, retain=True)
             else:
                 log.debug("MQTT message on unexpected topic %s ignored", topic)
+
+
+async def _cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
+    """Cancel the tasks and wait until every one has ended. A task that outlives its cancel is
+    cancelled again: on Python 3.11 (Raspberry Pi OS Bookworm) ``asyncio.wait_for``, which aiomqtt
+    uses for every QoS 1 publish, drops a cancel that arrives as the PUBACK does (CPython
+    gh-86296), and the pump would carry on publishing after shutdown."""
+    for task in tasks:
+        task.cancel()
+    pending = {t for t in tasks if not t.done()}
+    while pending:
+        _, pending = await asyncio.wait(pending, timeout=0.5)
+        for task in pending:
+            task.cancel()
+    for task in tasks:   # retrieve the outcomes so none is logged as never retrieved
+        if not task.cancelled():
+            task.exception()
 
 
 async def serve(hub: Hub, stop: asyncio.Event, *, backoff: Backoff | None = None) -> None:
