@@ -73,7 +73,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="export the average of the weights from --average-from on (default; "
                         "stochastic weight averaging, no epoch picked on validation), the last "
                         "epoch, or the epoch with the best validation score")
-    p.add_argument("--average-from", type=float, default=0.75,
+    p.add_argument("--average-from", type=float, default=0.7,
                    help="with --select average: share of the epochs after which weights are averaged")
     p.add_argument("--head", choices=("pool", "freq"), default="pool",
                    help="pool: average+max over time and frequency; freq: over time only, keeping "
