@@ -60,7 +60,7 @@ class AlarmEvent:
 
     kind: str                     # one of EVENT_KINDS
     condition: str                # distress | no_patient | camera_lost | mic_lost | model_failure | overheat | stalled | store_failure
-    priority: str                 # high | medium | low | none
+    priority: str                 # one of PRIORITIES
     time: str = field(default_factory=utc_now_iso)
     id: str = field(default_factory=lambda: uuid.uuid4().hex)
     by: str | None = None         # who acknowledged: "button", "web:<user>", "mqtt:<client>"

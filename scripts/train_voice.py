@@ -408,6 +408,14 @@ def main(argv: list[str] | None = None) -> int:
     average = WeightAverage(out / "average.weights.npz", int(args.average_from * args.epochs))
     averaged = build_model(tf, args.width, args.head) if args.select == "average" else None
 
+    val_y = np.asarray(data["val_y"])
+    val_sets = (("clean", val_clean_x, val_clean_owner), ("noisy", val_noisy_x, val_noisy_owner))
+
+    def val_accuracies(m) -> dict[str, float]:
+        """Clip accuracy on the clean and the noisy held-out windows (mean window probabilities)."""
+        return {name: float(np.mean(clip_predictions(m.predict(x, batch_size=256, verbose=0), owner, n_val) == val_y))
+                for name, x, owner in val_sets}
+
     bank_x = bank_y = None
     for epoch in range(state["epoch"], args.epochs):
         start = time.time()
@@ -425,15 +433,10 @@ def main(argv: list[str] | None = None) -> int:
         hist = model.fit(train_x, train_y, batch_size=args.batch, epochs=1, shuffle=False,
                          verbose=2 if args.quiet else 1)
         del train_x, train_y
-        accs = {}
-        for name, x, owner in (("clean", val_clean_x, val_clean_owner), ("noisy", val_noisy_x, val_noisy_owner)):
-            probs = model.predict(x, batch_size=256, verbose=0)
-            accs[name] = float(np.mean(clip_predictions(probs, owner, n_val) == np.asarray(data["val_y"])))
+        accs = val_accuracies(model)
         if averaged is not None and average.add(epoch, model.get_weights()):
             averaged.set_weights(average.weights())
-            for name, x, owner in (("clean", val_clean_x, val_clean_owner), ("noisy", val_noisy_x, val_noisy_owner)):
-                probs = averaged.predict(x, batch_size=256, verbose=0)
-                accs[f"average_{name}"] = float(np.mean(clip_predictions(probs, owner, n_val) == np.asarray(data["val_y"])))
+            accs.update({f"average_{name}": acc for name, acc in val_accuracies(averaged).items()})
         score = accs["clean"] + accs["noisy"]
         entry = {"epoch": epoch + 1, "loss": float(hist.history["loss"][-1]),
                  "train_accuracy": float(hist.history["accuracy"][-1]), "val_clean": accs["clean"],

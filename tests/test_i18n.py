@@ -4,6 +4,8 @@ condition and label the service can emit has a translation in both."""
 import json
 from pathlib import Path
 
+import pytest
+
 from edge import alarm
 from edge.events import EVENT_KINDS, AlarmEvent
 from edge.labels import LABELS
@@ -33,7 +35,5 @@ def test_every_label_is_translated():
 
 
 def test_unknown_event_kind_is_refused():
-    import pytest
-
     with pytest.raises(ValueError, match="EVENT_KINDS"):
         AlarmEvent(kind="exploded", condition="distress", priority="high")
