@@ -56,6 +56,7 @@ from edge.labels import LABELS, NUM_LABELS, ravdess_to_canon  # noqa: E402
 from scripts.metrics import classification_report  # noqa: E402
 from scripts.training import RunFolder, export_float_and_int8, lr_at, run_parser, start_tensorflow  # noqa: E402
 
+VOICE_STEM = "voice_emotion"      # <stem>_float.tflite, <stem>_int8.tflite
 TRAIN_ACTORS = tuple(range(1, 17))
 VAL_ACTORS = tuple(range(17, 21))
 NOISY_SEED = 20240417            # the noisy validation copy is fixed, whatever --seed is
@@ -381,6 +382,42 @@ def evaluate_clips(path: Path, clips: list[np.ndarray], y: list[int]) -> dict:
     return rep
 
 
+def export_and_report(tf, model, out: Path, data: dict, noisy_val: list[np.ndarray], rep_feats: np.ndarray,
+                      metrics: dict) -> dict:
+    """Export ``model`` to float and int8 TFLite in ``out`` (int8 calibrated on ``rep_feats``),
+    score both on the clean and noisy held-out clips through the service's classifier and write
+    ``metrics.json`` (``metrics`` plus the scores)."""
+    float_path, int8_path = export_float_and_int8(tf, model, out, VOICE_STEM, [f[None] for f in rep_feats])
+    metrics = {**metrics, "train_actors": sorted(set(data["train_actor"])), "val_actors": sorted(set(data["val_actor"])),
+               "noisy_protocol": {"babble_snr_db": NOISY_BABBLE_SNR_DB, "babble_speakers": 3,
+                                  "pink_snr_db": NOISY_PINK_SNR_DB, "seed": NOISY_SEED,
+                                  "level": "active speech level (30 ms frames within 35 dB of the loudest)"}}
+    for kind, path in (("float", float_path), ("int8", int8_path)):
+        metrics[kind] = {
+            "bytes": path.stat().st_size,
+            "clean": evaluate_clips(path, data["val_audio"], data["val_y"]),
+            "noisy": evaluate_clips(path, noisy_val, data["val_y"]),
+        }
+    metrics["labels"] = list(LABELS)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    for kind in ("float", "int8"):
+        c, nz = metrics[kind]["clean"], metrics[kind]["noisy"]
+        print(f"{kind} ({metrics[kind]['bytes']} bytes): actors 17-20 clip acc clean {c['accuracy']:.4f} "
+              f"(balanced {c['balanced_accuracy']:.4f}), noisy {nz['accuracy']:.4f} "
+              f"(balanced {nz['balanced_accuracy']:.4f})", flush=True)
+    return metrics
+
+
+def install(out: Path) -> Path:
+    """Copy the int8 model and its metrics from ``out`` into ``models_tflite/``."""
+    dest = ROOT / "models_tflite" / f"{VOICE_STEM}_int8.tflite"
+    dest.parent.mkdir(exist_ok=True)
+    shutil.copyfile(out / f"{VOICE_STEM}_int8.tflite", dest)
+    shutil.copyfile(out / "metrics.json", ROOT / "models_tflite" / f"{VOICE_STEM}_metrics.json")
+    print(f"installed {dest}", flush=True)
+    return dest
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Path(args.out)
@@ -474,8 +511,6 @@ def main(argv: list[str] | None = None) -> int:
                                  args.noise_prob, args.max_speed)
     rng = np.random.default_rng(args.seed)
     rep_feats = bank_x[rng.choice(len(bank_x), size=min(400, len(bank_x)), replace=False)]
-    float_path, int8_path = export_float_and_int8(tf, model, out, "voice_emotion", [f[None] for f in rep_feats])
-
     metrics: dict = {
         "parameters": int(model.count_params()), "epochs": state["epoch"], "selected": args.select,
         "best_epoch": state.get("best_epoch"), "seed": args.seed,
@@ -483,31 +518,11 @@ def main(argv: list[str] | None = None) -> int:
         "vad_aggressiveness": VAD_AGGRESSIVENESS, "width": args.width, "noise_prob": args.noise_prob, "max_speed": args.max_speed,
         "mixup": args.mixup, "head": args.head, "average_from_epoch": average.start if args.select == "average" else None,
         "averaged_epochs": average.count if args.select == "average" else None, "aggregation": "mean of window probabilities",
-        "train_actors": sorted(set(data["train_actor"])), "val_actors": sorted(set(data["val_actor"])),
-        "noisy_protocol": {"babble_snr_db": NOISY_BABBLE_SNR_DB, "babble_speakers": 3,
-                           "pink_snr_db": NOISY_PINK_SNR_DB, "seed": NOISY_SEED,
-                           "level": "active speech level (30 ms frames within 35 dB of the loudest)"},
         "history": state["history"],
     }
-    for kind, path in (("float", float_path), ("int8", int8_path)):
-        metrics[kind] = {
-            "bytes": path.stat().st_size,
-            "clean": evaluate_clips(path, data["val_audio"], data["val_y"]),
-            "noisy": evaluate_clips(path, noisy_val, data["val_y"]),
-        }
-    metrics["labels"] = list(LABELS)
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
-    for kind in ("float", "int8"):
-        c, nz = metrics[kind]["clean"], metrics[kind]["noisy"]
-        print(f"{kind} ({metrics[kind]['bytes']} bytes): actors 17-20 clip acc clean {c['accuracy']:.4f} "
-              f"(balanced {c['balanced_accuracy']:.4f}), noisy {nz['accuracy']:.4f} "
-              f"(balanced {nz['balanced_accuracy']:.4f})", flush=True)
+    export_and_report(tf, model, out, data, noisy_val, rep_feats, metrics)
     if args.install:
-        dest = ROOT / "models_tflite" / "voice_emotion_int8.tflite"
-        dest.parent.mkdir(exist_ok=True)
-        shutil.copyfile(int8_path, dest)
-        shutil.copyfile(out / "metrics.json", ROOT / "models_tflite" / "voice_emotion_metrics.json")
-        print(f"installed {dest}", flush=True)
+        install(out)
     return 0
 
 

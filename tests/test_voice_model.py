@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -199,14 +200,22 @@ def test_classifier_rejects_a_model_of_the_wrong_shape(tmp_path: Path) -> None:
 
 # ---------------------------------------------------------------------------------- training
 
-@pytest.mark.slow
-@pytest.mark.skipif(not RAVDESS.is_dir() or not HAS_TF, reason="needs shared RAVDESS data and tensorflow")
-def test_training_smoke(tmp_path: Path) -> None:
-    main = load_train_voice().main
+NEEDS_TRAINING = pytest.mark.skipif(not RAVDESS.is_dir() or not HAS_TF, reason="needs shared RAVDESS data and tensorflow")
 
-    out = tmp_path / "voice"
-    assert main(["--data", str(DATA), "--out", str(out), "--limit", "24", "--steps", "1",
-                 "--epochs", "1", "--threads", "1", "--quiet"]) == 0
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory) -> Path:
+    """A one-epoch, one-step training run on a 24-clip slice (shared by the training tests)."""
+    out = tmp_path_factory.mktemp("voice")
+    assert load_train_voice().main(["--data", str(DATA), "--out", str(out), "--limit", "24", "--steps", "1",
+                                    "--epochs", "1", "--threads", "1", "--quiet"]) == 0
+    return out
+
+
+@pytest.mark.slow
+@NEEDS_TRAINING
+def test_training_smoke(tiny_run: Path) -> None:
+    out = tiny_run
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["train_actors"] and max(metrics["train_actors"]) <= 16
     assert min(metrics["val_actors"]) >= 17
@@ -220,6 +229,56 @@ def test_training_smoke(tmp_path: Path) -> None:
     clf = VoiceClassifier(out / "voice_emotion_int8.tflite")
     probs, detail = clf.classify_clip(ravdess_clip())
     assert detail.speech and probs.shape == (NUM_LABELS,)
+
+
+def load_ensemble_voice():
+    spec = importlib.util.spec_from_file_location("_ensemble_voice", ROOT / "scripts" / "ensemble_voice.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.slow
+@NEEDS_TRAINING
+def test_ensemble_averages_its_members_in_one_model(tiny_run: Path, tmp_path: Path) -> None:
+    from edge.inference.runtime import TFLiteModel
+    from edge.inference.voice import VoiceClassifier
+
+    ensemble = load_ensemble_voice()
+    out = tmp_path / "ensemble"
+    common = ["--data", str(DATA), "--limit", "24"]
+    assert ensemble.main([str(tiny_run), str(tiny_run), "--out", str(out), *common]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [m["run"] for m in metrics["members"]] == [str(tiny_run)] * 2
+    assert metrics["int8"]["bytes"] <= ensemble.MAX_BYTES
+    assert set(metrics["int8"]["clean"]) >= {"accuracy", "confusion"}
+
+    # two copies of one member: the ensemble's probabilities are that member's
+    x = window_features(ravdess_clip()[:WINDOW_SAMPLES])[None]
+    single = TFLiteModel(tiny_run / "voice_emotion_float.tflite").run(x)[0]
+    both = TFLiteModel(out / "voice_emotion_float.tflite").run(x)[0]
+    np.testing.assert_allclose(both, single, atol=1e-5)
+    probs, detail = VoiceClassifier(out / "voice_emotion_int8.tflite").classify_clip(ravdess_clip())
+    assert detail.speech and probs.shape == (NUM_LABELS,)
+
+    # a member whose stored weights are not the model it exported is refused
+    tampered = tmp_path / "tampered"
+    shutil.copytree(tiny_run, tampered)
+    with np.load(tampered / "average.weights.npz") as z:
+        arrays = {k: z[k] for k in z.files}
+    np.savez(tampered / "average.weights.npz", **{**arrays, "count": arrays["count"] * 2})
+    with pytest.raises(SystemExit, match="differ from its exported model"):
+        ensemble.main([str(tampered), "--out", str(tmp_path / "refused"), *common])
+
+
+def test_ensemble_refuses_a_run_with_other_windows(tmp_path: Path) -> None:
+    pytest.importorskip("scipy")
+    ensemble = load_ensemble_voice()
+    (tmp_path / "metrics.json").write_text(json.dumps({"window_s": 1.5, "feature_shape": [149, 40, 1]}))
+    with pytest.raises(SystemExit, match="retrain it or leave it out"):
+        ensemble.run_metrics(tmp_path)
+    with pytest.raises(SystemExit, match="missing"):
+        ensemble.run_metrics(tmp_path / "nowhere")
 
 
 def test_noisy_copy_is_seeded_and_uses_other_speakers() -> None:
