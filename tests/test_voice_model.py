@@ -42,12 +42,16 @@ def voiced(seconds: float, f0: float = 140.0, level: float = 0.1, seed: int = 0)
     return (level * x + noise).astype(np.float32)
 
 
-def load_train_voice():
-    """scripts/train_voice.py as a module (scripts/ is not an installed package)."""
-    spec = importlib.util.spec_from_file_location("_train_voice", ROOT / "scripts" / "train_voice.py")
+def load_script(name: str):
+    """scripts/<name>.py as a module (scripts/ is not an installed package)."""
+    spec = importlib.util.spec_from_file_location(f"_{name}", ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_train_voice():
+    return load_script("train_voice")
 
 
 def ravdess_clip(name: str = "Actor_17/03-01-05-02-01-01-17.flac") -> np.ndarray:
@@ -231,20 +235,13 @@ def test_training_smoke(tiny_run: Path) -> None:
     assert detail.speech and probs.shape == (NUM_LABELS,)
 
 
-def load_ensemble_voice():
-    spec = importlib.util.spec_from_file_location("_ensemble_voice", ROOT / "scripts" / "ensemble_voice.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.slow
 @NEEDS_TRAINING
 def test_ensemble_averages_its_members_in_one_model(tiny_run: Path, tmp_path: Path) -> None:
     from edge.inference.runtime import TFLiteModel
     from edge.inference.voice import VoiceClassifier
 
-    ensemble = load_ensemble_voice()
+    ensemble = load_script("ensemble_voice")
     out = tmp_path / "ensemble"
     common = ["--data", str(DATA), "--limit", "24"]
     assert ensemble.main([str(tiny_run), str(tiny_run), "--out", str(out), *common]) == 0
@@ -273,7 +270,7 @@ def test_ensemble_averages_its_members_in_one_model(tiny_run: Path, tmp_path: Pa
 
 def test_ensemble_refuses_a_run_with_other_windows(tmp_path: Path) -> None:
     pytest.importorskip("scipy")
-    ensemble = load_ensemble_voice()
+    ensemble = load_script("ensemble_voice")
     (tmp_path / "metrics.json").write_text(json.dumps({"window_s": 1.5, "feature_shape": [149, 40, 1]}))
     with pytest.raises(SystemExit, match="retrain it or leave it out"):
         ensemble.run_metrics(tmp_path)
