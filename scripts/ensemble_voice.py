@@ -10,7 +10,7 @@ the service and ``scripts/evaluate.py`` run it unchanged; it costs one member's 
 Needs the optional ``[train]`` extra (TensorFlow) and ``../shared/data`` (int8 calibration and
 the held-out scores). The shipped model::
 
-    python scripts/ensemble_voice.py runs/voice_w25ft runs/voice_g2 runs/voice_g3 --out runs/voice_ens --install
+    python scripts/ensemble_voice.py runs/voice_s1 runs/voice_s2 runs/voice_s3 --out runs/voice_ensemble --install
 """
 
 from __future__ import annotations

@@ -14,12 +14,13 @@ Seeded, resumable (a checkpoint per epoch in --out), with a progress bar. Writes
 ``voice_emotion_float.tflite``, ``voice_emotion_int8.tflite`` and ``metrics.json``; with
 ``--install`` it also copies the int8 model and metrics to ``models_tflite/``.
 
-Needs the optional ``[train]`` extra (TensorFlow). The shipped model: 60 epochs with mixup and
-light noise, weights averaged over the last 30 %, then a warm restart to 75 epochs with noise on
-half the renderings and a new average from epoch 60 (about 35 + 10 min on the 2 shared cores)::
+Needs the optional ``[train]`` extra (TensorFlow). Each member of the shipped ensemble: 60 epochs
+with mixup and light noise, weights averaged over the last 30 %, then a warm restart to 75 epochs
+with noise on half the renderings and a new average from epoch 60 (about 35 + 10 min alone on the
+2 cores); seeds 1, 2 and 3 are then joined by ``scripts/ensemble_voice.py``::
 
-    nohup python scripts/train_voice.py > runs/voice.log 2>&1 &
-    python scripts/train_voice.py --resume --epochs 75 --noise-prob 0.5 --average-from 0.8 --install
+    nohup python scripts/train_voice.py --out runs/voice_s1 --seed 1 > runs/voice_s1.log 2>&1 &
+    python scripts/train_voice.py --out runs/voice_s1 --seed 1 --resume --epochs 75 --noise-prob 0.5 --average-from 0.8
     python scripts/train_voice.py --resume ...    # continue after an interruption, same options
 """
 
