@@ -29,7 +29,9 @@ sys.path.insert(0, str(ROOT))
 from edge.inference.voice_features import FEATURE_SHAPE, WINDOW_S  # noqa: E402
 from scripts.train_voice import (  # noqa: E402
     VOICE_STEM,
+    WeightAverage,
     build_model,
+    calibration_windows,
     clip_set,
     epoch_bank,
     export_and_report,
@@ -65,20 +67,12 @@ def run_metrics(run: Path) -> dict:
     return meta
 
 
-def averaged_weights(path: Path) -> list[np.ndarray]:
-    """The stochastic weight average kept by ``train_voice.WeightAverage`` (sum and count)."""
-    with np.load(path) as z:
-        count = int(z["count"])
-        n = sum(1 for f in z.files if f.startswith("w"))
-        return [(z[f"w{i}"] / count).astype(np.float32) for i in range(n)]
-
-
 def member_model(tf, run: Path, meta: dict):
     """The Keras model a run exported, rebuilt from its run folder."""
     model = build_model(tf, meta["width"], meta.get("head", "pool"))
     selected = meta.get("selected", "last")
     if selected == "average":
-        model.set_weights(averaged_weights(run / "average.weights.npz"))
+        model.set_weights(WeightAverage.stored(run / "average.weights.npz"))
     elif selected == "best":
         model.load_weights(run / "best.weights.h5")
     else:
@@ -135,8 +129,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # calibration windows: augmented training renderings, like a single run's export
     bank_x, _ = epoch_bank(data, 0, args.seed, 2, True, metas[0].get("noise_prob", 0.25), metas[0].get("max_speed", 0.05))
-    rng = np.random.default_rng(args.seed)
-    rep_feats = bank_x[rng.choice(len(bank_x), size=min(400, len(bank_x)), replace=False)]
+    rep_feats = calibration_windows(bank_x, args.seed)
     first = metas[0]
     metrics = {"ensemble": "mean of the members' window probabilities", "members": member_notes,
                "parameters": int(model.count_params()), "window_s": first["window_s"], "hop_s": first["hop_s"],

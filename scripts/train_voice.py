@@ -314,6 +314,14 @@ class WeightAverage:
     def weights(self) -> list[np.ndarray]:
         return [(s / self.count).astype(np.float32) for s in self._sum]
 
+    @staticmethod
+    def stored(path: Path) -> list[np.ndarray]:
+        """The average kept in ``path`` whatever its start (a finished run's exported weights)."""
+        with np.load(path) as z:
+            count = int(z["count"])
+            return [(z[f"w{i}"] / count).astype(np.float32)
+                    for i in range(sum(1 for f in z.files if f.startswith("w")))]
+
 
 # ---------------------------------------------------------------------------------------- model
 
@@ -381,6 +389,12 @@ def evaluate_clips(path: Path, clips: list[np.ndarray], y: list[int]) -> dict:
     rep = classification_report(np.asarray(y), np.asarray(preds))
     rep["no_speech_clips"] = no_speech
     return rep
+
+
+def calibration_windows(bank_x: np.ndarray, seed: int, n: int = 400) -> np.ndarray:
+    """A seeded sample of augmented training windows to calibrate the int8 quantization."""
+    rng = np.random.default_rng(seed)
+    return bank_x[rng.choice(len(bank_x), size=min(n, len(bank_x)), replace=False)]
 
 
 def export_and_report(tf, model, out: Path, data: dict, noisy_val: list[np.ndarray], rep_feats: np.ndarray,
@@ -510,8 +524,7 @@ def main(argv: list[str] | None = None) -> int:
     if bank_x is None:
         bank_x, _ = epoch_bank(data, max(state["epoch"] - 1, 0), args.seed, args.variants, args.quiet,
                                  args.noise_prob, args.max_speed)
-    rng = np.random.default_rng(args.seed)
-    rep_feats = bank_x[rng.choice(len(bank_x), size=min(400, len(bank_x)), replace=False)]
+    rep_feats = calibration_windows(bank_x, args.seed)
     metrics: dict = {
         "parameters": int(model.count_params()), "epochs": state["epoch"], "selected": args.select,
         "best_epoch": state.get("best_epoch"), "seed": args.seed,
