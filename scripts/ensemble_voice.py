@@ -29,7 +29,6 @@ sys.path.insert(0, str(ROOT))
 from edge.inference.voice_features import FEATURE_SHAPE, WINDOW_S  # noqa: E402
 from scripts.train_voice import (  # noqa: E402
     VOICE_STEM,
-    WeightAverage,
     build_model,
     calibration_windows,
     clip_set,
@@ -39,7 +38,7 @@ from scripts.train_voice import (  # noqa: E402
     load_ravdess,
     noisy_copy,
 )
-from scripts.training import DEFAULT_DATA  # noqa: E402
+from scripts.training import DEFAULT_DATA, WeightAverage  # noqa: E402
 
 MAX_BYTES = 1_000_000          # the size bar for the int8 speech model
 

@@ -34,7 +34,14 @@ sys.path.insert(0, str(ROOT))
 from edge.inference.face import FACE_INPUT_SIZE  # noqa: E402
 from edge.labels import LABELS, NUM_LABELS, fer2013_to_canon, ferplus_majority, ferplus_soft_targets  # noqa: E402
 from scripts.metrics import classification_report  # noqa: E402
-from scripts.training import RunFolder, export_float_and_int8, lr_at, run_parser, start_tensorflow  # noqa: E402
+from scripts.training import (  # noqa: E402
+    RunFolder,
+    WeightAverage,
+    export_float_and_int8,
+    lr_at,
+    run_parser,
+    start_tensorflow,
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -42,6 +49,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    batch=128, lr=3e-3, width=32)
     p.add_argument("--tta", action="store_true",
                    help="export a model that averages the face and its mirror image (about 2x the compute)")
+    p.add_argument("--average-from", type=float, default=0.0,
+                   help="also keep the mean of the weights after each epoch from this share of --epochs on "
+                        "(0 = off); exported instead of the best epoch when it scores better on validation")
     return p.parse_args(argv)
 
 
@@ -225,15 +235,29 @@ def main(argv: list[str] | None = None) -> int:
     best_path = run.best_weights
     model, state = run.open(tf, args.resume, lambda: build_model(tf, args.width), tf.keras.losses.CategoricalCrossentropy(), args.lr)
     print(f"parameters: {model.count_params():,}", flush=True)
+    average = (WeightAverage(out / "average.weights.npz", int(args.average_from * args.epochs))
+               if args.average_from > 0 else None)
+    averaged = build_model(tf, args.width) if average is not None else None
+
+    def val_report(m) -> dict:
+        return classification_report(data["val_y"], predict(m, data["val_x"]).argmax(1))
 
     class EpochEnd(tf.keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
-            probs = predict(self.model, data["val_x"])
-            rep = classification_report(data["val_y"], probs.argmax(1))
+            rep = val_report(self.model)
             score = rep["accuracy"] + rep["balanced_accuracy"]
             entry = {"epoch": epoch + 1, "loss": float(logs.get("loss", 0.0)),
                      "val_accuracy": rep["accuracy"], "val_balanced": rep["balanced_accuracy"],
                      "lr": float(lr_at(epoch, args.epochs, args.lr)), "time": time.time()}
+            avg_note = ""
+            if average is not None and average.add(epoch, self.model.get_weights()):
+                averaged.set_weights(average.weights())
+                avg = val_report(averaged)
+                entry.update(average_accuracy=avg["accuracy"], average_balanced=avg["balanced_accuracy"],
+                             averaged_epochs=average.count)
+                state["average_score"] = avg["accuracy"] + avg["balanced_accuracy"]
+                avg_note = (f"  average of {average.count}: acc {avg['accuracy']:.4f} "
+                            f"balanced {avg['balanced_accuracy']:.4f}")
             state["history"].append(entry)
             if score > state["best_score"]:
                 state["best_score"] = score
@@ -242,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
             state["epoch"] = epoch + 1
             run.save(self.model, state)
             print(f"epoch {epoch + 1}: val acc {rep['accuracy']:.4f} balanced "
-                  f"{rep['balanced_accuracy']:.4f}", flush=True)
+                  f"{rep['balanced_accuracy']:.4f}{avg_note}", flush=True)
 
     if state["epoch"] < args.epochs:
         model.fit(
@@ -256,8 +280,14 @@ def main(argv: list[str] | None = None) -> int:
     trained = model
     model = build_model(tf, args.width)
     model.set_weights(trained.get_weights())
+    selected = "last"
     if best_path.is_file():
         model.load_weights(best_path)
+        selected = "best"
+    if average is not None and average.count and state.get("average_score", 0.0) > state["best_score"]:
+        model.set_weights(average.weights())
+        selected = "average"
+    print(f"exporting the {selected} weights", flush=True)
 
     # post-hoc logit adjustment for the rare distress classes, folded into the final bias
     val_probs = predict(with_flip_average(tf, model) if args.tta else model, data["val_x"])
@@ -279,7 +309,10 @@ def main(argv: list[str] | None = None) -> int:
     from edge.inference.face import FaceClassifier
 
     metrics = {"parameters": int(model.count_params()), "epochs": state["epoch"], "tta": args.tta,
-               "best_epoch": state.get("best_epoch"), "logit_adjust_tau": tau, "seed": args.seed,
+               "best_epoch": state.get("best_epoch"), "selected": selected,
+               "averaged_epochs": average.count if selected == "average" else None,
+               "average_from_epoch": average.start if selected == "average" else None,
+               "logit_adjust_tau": tau, "seed": args.seed,
                "validation": val_rep}
     for kind, path in (("float", float_path), ("int8", int8_path)):
         clf = FaceClassifier(path)

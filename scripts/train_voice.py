@@ -55,7 +55,14 @@ from edge.inference.voice_features import (  # noqa: E402
 )
 from edge.labels import LABELS, NUM_LABELS, ravdess_to_canon  # noqa: E402
 from scripts.metrics import classification_report  # noqa: E402
-from scripts.training import RunFolder, export_float_and_int8, lr_at, run_parser, start_tensorflow  # noqa: E402
+from scripts.training import (  # noqa: E402
+    RunFolder,
+    WeightAverage,
+    export_float_and_int8,
+    lr_at,
+    run_parser,
+    start_tensorflow,
+)
 
 VOICE_STEM = "voice_emotion"      # <stem>_float.tflite, <stem>_int8.tflite
 TRAIN_ACTORS = tuple(range(1, 17))
@@ -282,45 +289,6 @@ def mixup(x: np.ndarray, y: np.ndarray, alpha: float, rng: np.random.Generator) 
     mixed_x = lam[:, None, None, None] * x + (1.0 - lam[:, None, None, None]) * x[partner]
     mixed_y = lam[:, None] * onehot + (1.0 - lam[:, None]) * onehot[partner]
     return mixed_x.astype(np.float32), mixed_y
-
-
-class WeightAverage:
-    """Stochastic weight averaging: the running mean of the weights at the end of each epoch from
-    ``start`` on (batch-norm statistics included), kept in a file so --resume continues it. A
-    resumed run with a different start (a longer schedule) begins a new average."""
-
-    def __init__(self, path: Path, start: int):
-        self.path, self.start = path, start
-        self.count, self._sum = 0, None
-        if path.is_file():
-            with np.load(path) as z:
-                if int(z["start"]) == start:
-                    self.count = int(z["count"])
-                    self._sum = [z[f"w{i}"] for i in range(len(z.files) - 2)]
-
-    def add(self, epoch: int, weights: list[np.ndarray]) -> bool:
-        """Add the weights after ``epoch`` (0-based) if it is past ``start``; True when the
-        average changed. Saved at once, so the file is always in step with the checkpoint."""
-        if epoch < self.start + self.count:       # before the start, or already in (--resume)
-            return False
-        w = [np.asarray(a, np.float64) for a in weights]
-        self._sum = w if self._sum is None else [s + a for s, a in zip(self._sum, w, strict=True)]
-        self.count += 1
-        tmp = self.path.with_suffix(".tmp.npz")
-        np.savez(tmp, count=self.count, start=self.start, **{f"w{i}": a for i, a in enumerate(self._sum)})
-        tmp.replace(self.path)
-        return True
-
-    def weights(self) -> list[np.ndarray]:
-        return [(s / self.count).astype(np.float32) for s in self._sum]
-
-    @staticmethod
-    def stored(path: Path) -> list[np.ndarray]:
-        """The average kept in ``path`` whatever its start (a finished run's exported weights)."""
-        with np.load(path) as z:
-            count = int(z["count"])
-            return [(z[f"w{i}"] / count).astype(np.float32)
-                    for i in range(sum(1 for f in z.files if f.startswith("w")))]
 
 
 # ---------------------------------------------------------------------------------------- model

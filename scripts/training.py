@@ -1,5 +1,5 @@
-"""What both training scripts share: the learning-rate schedule, resumable run folders, and the
-Keras -> float / full-integer int8 TFLite export."""
+"""What both training scripts share: the learning-rate schedule, resumable run folders, the
+running weight average, and the Keras -> float / full-integer int8 TFLite export."""
 
 from __future__ import annotations
 
@@ -62,6 +62,45 @@ def lr_at(epoch: int, epochs: int, base: float, warmup: int = 2) -> float:
         return base * (epoch + 1) / warmup
     t = (epoch - warmup) / max(1, epochs - warmup)
     return 0.5 * base * (1 + math.cos(math.pi * t)) + 1e-5
+
+
+class WeightAverage:
+    """Stochastic weight averaging: the running mean of the weights at the end of each epoch from
+    ``start`` on (batch-norm statistics included), kept in a file so --resume continues it. A
+    resumed run with a different start (a longer schedule) begins a new average."""
+
+    def __init__(self, path: Path, start: int):
+        self.path, self.start = path, start
+        self.count, self._sum = 0, None
+        if path.is_file():
+            with np.load(path) as z:
+                if int(z["start"]) == start:
+                    self.count = int(z["count"])
+                    self._sum = [z[f"w{i}"] for i in range(len(z.files) - 2)]
+
+    def add(self, epoch: int, weights: list[np.ndarray]) -> bool:
+        """Add the weights after ``epoch`` (0-based) if it is past ``start``; True when the
+        average changed. Saved at once, so the file is always in step with the checkpoint."""
+        if epoch < self.start + self.count:       # before the start, or already in (--resume)
+            return False
+        w = [np.asarray(a, np.float64) for a in weights]
+        self._sum = w if self._sum is None else [s + a for s, a in zip(self._sum, w, strict=True)]
+        self.count += 1
+        tmp = self.path.with_suffix(".tmp.npz")
+        np.savez(tmp, count=self.count, start=self.start, **{f"w{i}": a for i, a in enumerate(self._sum)})
+        tmp.replace(self.path)
+        return True
+
+    def weights(self) -> list[np.ndarray]:
+        return [(s / self.count).astype(np.float32) for s in self._sum]
+
+    @staticmethod
+    def stored(path: Path) -> list[np.ndarray]:
+        """The average kept in ``path`` whatever its start (a finished run's exported weights)."""
+        with np.load(path) as z:
+            count = int(z["count"])
+            return [(z[f"w{i}"] / count).astype(np.float32)
+                    for i in range(sum(1 for f in z.files if f.startswith("w")))]
 
 
 @dataclass(frozen=True)

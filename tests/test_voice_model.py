@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +47,7 @@ def load_script(name: str):
     """scripts/<name>.py as a module (scripts/ is not an installed package)."""
     spec = importlib.util.spec_from_file_location(f"_{name}", ROOT / "scripts" / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module          # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -307,7 +309,7 @@ def test_mixup_keeps_each_window_dominant_and_labels_summing_to_one() -> None:
 
 
 def test_weight_average_averages_from_start_and_resumes(tmp_path: Path) -> None:
-    WeightAverage = load_train_voice().WeightAverage
+    WeightAverage = load_script("training").WeightAverage
     path = tmp_path / "average.weights.npz"
     avg = WeightAverage(path, start=2)
     weights = [[np.full(3, float(e)), np.full((2, 2), 10.0 * e)] for e in range(6)]
