@@ -65,8 +65,13 @@ def test_train_face_smoke(tmp_path):
     clf = FaceClassifier(out / "face_expression_int8.tflite")
     assert clf.model.inputs[0].dtype == np.int8
     assert clf.classify(np.zeros((48, 48), np.uint8)).shape == (NUM_LABELS,)
-    # resume continues from the checkpoint instead of starting over
-    subprocess.run(cmd[:-5] + ["--epochs", "2", "--steps", "2", "--batch", "32", "--quiet", "--resume"],
-                   check=True, cwd=ROOT, timeout=600)
+    # resume continues from the checkpoint instead of starting over; the weight average starts
+    # at half of the longer schedule, so it holds exactly the epoch trained after the resume
+    subprocess.run(cmd[:-5] + ["--epochs", "2", "--steps", "2", "--batch", "32", "--quiet", "--resume",
+                               "--average-from", "0.5"], check=True, cwd=ROOT, timeout=600)
     state = json.loads((out / "train_state.json").read_text())
     assert state["epoch"] == 2 and len(state["history"]) == 2
+    assert "averaged_epochs" not in state["history"][0] and state["history"][1]["averaged_epochs"] == 1
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["selected"] in ("best", "average")
+    assert (metrics["averaged_epochs"] == 1) == (metrics["selected"] == "average")
