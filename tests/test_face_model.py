@@ -75,3 +75,46 @@ def test_train_face_smoke(tmp_path):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["selected"] in ("best", "average")
     assert (metrics["averaged_epochs"] == 1) == (metrics["selected"] == "average")
+
+
+def _operating_points_script():
+    spec = importlib.util.spec_from_file_location("_face_operating_points", ROOT / "scripts" / "face_operating_points.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_operating_points_move_decisions_toward_rare_classes():
+    operating_points = _operating_points_script().operating_points
+    prior = np.array([0.5, 0.3, 0.1, 0.05, 0.03, 0.01, 0.01])
+    y = np.array([0, 1, 5, 5])
+    # every item leans to neutral, the two disgust items only slightly
+    probs = np.full((4, NUM_LABELS), 0.01)
+    probs[:, 0] = 0.9
+    probs[2:, 5] = 0.5
+    probs /= probs.sum(axis=1, keepdims=True)
+    rows = operating_points(probs, y, prior, np.array([0.0, 1.0]))
+    assert rows[0] == (0.0, 0.25, pytest.approx(1 / 3))          # all read as neutral
+    tau, acc, balanced = rows[1]                                # log prior pushes the disgust items over
+    assert tau == 1.0 and acc == 0.75 and balanced == pytest.approx(2 / 3)
+
+
+def test_operating_points_rejects_a_bad_range():
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "face_operating_points.py"), str(SHIPPED),
+                          "--taus", "0.4:-0.6:0.1"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert run.returncode == 2 and "start <= stop" in run.stderr
+
+
+@pytest.mark.skipif(not (DATA / "fer2013" / "fer2013_trainval.npz").is_file(), reason="../shared/data absent")
+@pytest.mark.skipif(not SHIPPED.is_file(), reason="models_tflite/face_expression_int8.tflite not built yet")
+def test_operating_points_at_zero_match_the_model_card_metrics():
+    run = subprocess.run([sys.executable, str(ROOT / "scripts" / "face_operating_points.py"), str(SHIPPED),
+                          "--data", str(DATA), "--taus", "0:0.1:0.1"], capture_output=True, text=True,
+                         cwd=ROOT, timeout=600, check=True)
+    rows = json.loads(run.stdout.strip().splitlines()[-1])
+    assert [r["tau"] for r in rows] == [0.0, 0.1]
+    shipped = json.loads((ROOT / "models_tflite" / "face_expression_metrics.json").read_text())
+    report = shipped["int8"]["ferplus_publictest"]
+    assert rows[0]["test_accuracy"] == pytest.approx(report["accuracy"], abs=1e-9)
+    assert rows[0]["test_balanced"] == pytest.approx(report["balanced_accuracy"], abs=1e-9)
