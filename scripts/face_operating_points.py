@@ -38,7 +38,7 @@ def operating_points(probs: np.ndarray, y: np.ndarray, prior: np.ndarray,
     rows = []
     for tau in taus:
         rep = classification_report(y, (logp - tau * np.log(prior)).argmax(1))
-        rows.append((float(round(tau, 2)), rep["accuracy"], rep["balanced_accuracy"]))
+        rows.append((float(round(tau, 2)) + 0.0, rep["accuracy"], rep["balanced_accuracy"]))   # no -0.0
     return rows
 
 
