@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("model", help="a face expression .tflite (float or int8)")
     p.add_argument("--data", default=str(DEFAULT_DATA), help="folder holding fer2013/ (default ../shared/data)")
     p.add_argument("--seed", type=int, default=1, help="the training run's seed (picks the validation slice)")
-    p.add_argument("--taus", default="-0.6:0.4:0.1", help="start:stop:step, stop included (default -0.6:0.4:0.1)")
+    p.add_argument("--taus", default="-0.6:0.4:0.1", help="start:stop:step, stop included (default -0.6:0.4:0.1; write --taus=-0.4:0.4:0.1 when it starts with a minus)")
     args = p.parse_args(argv)
     try:
         start, stop, step = (float(v) for v in args.taus.split(":"))

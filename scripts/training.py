@@ -8,7 +8,7 @@ import json
 import math
 import os
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,6 +101,25 @@ class WeightAverage:
             count = int(z["count"])
             return [(z[f"w{i}"] / count).astype(np.float32)
                     for i in range(sum(1 for f in z.files if f.startswith("w")))]
+
+
+def recompute_batchnorm(tf, model, batches: Iterable[np.ndarray]) -> None:
+    """Set each BatchNormalization layer's moving mean and variance to the average of its batch
+    statistics over ``batches`` (model inputs). Weights averaged over epochs need this: the
+    averaged moving statistics do not describe the activations of the averaged weights."""
+    norms = [layer for layer in model.layers if isinstance(layer, tf.keras.layers.BatchNormalization)]
+    momenta = [layer.momentum for layer in norms]
+    for layer in norms:
+        layer.moving_mean.assign(tf.zeros_like(layer.moving_mean))
+        layer.moving_variance.assign(tf.ones_like(layer.moving_variance))
+    try:
+        for k, batch in enumerate(batches):
+            for layer in norms:
+                layer.momentum = k / (k + 1)          # a running mean over the batches seen so far
+            model(batch, training=True)
+    finally:
+        for layer, momentum in zip(norms, momenta, strict=True):
+            layer.momentum = momentum
 
 
 @dataclass(frozen=True)
