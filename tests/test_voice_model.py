@@ -325,3 +325,19 @@ def test_weight_average_averages_from_start_and_resumes(tmp_path: Path) -> None:
     assert mean[0].dtype == np.float32
     longer = WeightAverage(path, start=4)            # --resume with a longer schedule: a new average
     assert longer.count == 0 and longer.add(4, weights[4]) and longer.count == 1
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="[train] extra not installed")
+def test_recompute_batchnorm_measures_the_data_and_restores_momentum() -> None:
+    import tensorflow as tf
+
+    recompute_batchnorm = load_script("training").recompute_batchnorm
+    inp = tf.keras.Input((3,))
+    model = tf.keras.Model(inp, tf.keras.layers.BatchNormalization(momentum=0.99)(inp))
+    rng = np.random.default_rng(0)
+    data = (rng.normal(size=(1000, 3)) * [1.0, 2.0, 0.5] + [5.0, -1.0, 0.0]).astype(np.float32)
+    recompute_batchnorm(tf, model, (data[i:i + 100] for i in range(0, 1000, 100)))
+    norm = model.layers[-1]
+    np.testing.assert_allclose(norm.moving_mean.numpy(), data.mean(axis=0), atol=1e-4)
+    np.testing.assert_allclose(norm.moving_variance.numpy(), data.var(axis=0), rtol=0.05)
+    assert norm.momentum == 0.99
