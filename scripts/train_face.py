@@ -9,7 +9,7 @@ Validation for model selection and the logit adjustment is a seeded 10 % slice o
 rows; PublicTest is only ever used to report the final numbers.
 
 Needs the optional ``[train]`` extra (TensorFlow). The shipped model: 40 epochs, a warm restart
-onto an 80-epoch schedule, then a second onto 110 epochs with the weights averaged from epoch 88 on
+onto an 80-epoch schedule, then a second onto 110 epochs with the weights averaged from epoch 89 on
 (about 4 h in all on 2 CPU cores)::
 
     nohup python scripts/train_face.py --data ../shared/data --out runs/face --tta \
