@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import importlib.util
 import json
 import math
 import shutil
@@ -21,6 +20,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from script_loader import load_script
 
 from edge import config as config_mod
 from edge import store as store_mod
@@ -35,9 +35,7 @@ CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-br
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed "
                                                    "(apt-get install -y chromium)")]
 
-_spec = importlib.util.spec_from_file_location("_bench_web", ROOT / "scripts" / "bench_web.py")
-bench_web = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-_spec.loader.exec_module(bench_web)  # type: ignore[union-attr]
+bench_web = load_script("bench_web")
 
 TIMEOUT = 20.0
 

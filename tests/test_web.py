@@ -4,7 +4,6 @@ CSRF, malformed requests (always 4xx JSON), SSE, metrics format, language choice
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import os
 import shutil
@@ -16,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from script_loader import load_script
 
 from edge import config as config_mod
 from edge import store as store_mod
@@ -25,9 +25,7 @@ from edge.outputs import auth as auth_mod
 from edge.outputs import web
 from edge.outputs.auth import Authenticator, RateLimiter
 
-_spec = importlib.util.spec_from_file_location("_bench_web", Path(__file__).resolve().parents[1] / "scripts" / "bench_web.py")
-bench_web = importlib.util.module_from_spec(_spec)  # type: ignore[arg-type]
-_spec.loader.exec_module(bench_web)  # type: ignore[union-attr]
+bench_web = load_script("bench_web")
 fake_state, FakeAlarm = bench_web.fake_state, bench_web.FakeAlarm
 
 
