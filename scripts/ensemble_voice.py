@@ -34,11 +34,10 @@ from scripts.train_voice import (  # noqa: E402
     clip_set,
     epoch_bank,
     export_and_report,
-    install,
     load_ravdess,
     noisy_copy,
 )
-from scripts.training import DEFAULT_DATA, WeightAverage  # noqa: E402
+from scripts.training import DEFAULT_DATA, WeightAverage, install  # noqa: E402
 
 MAX_BYTES = 1_000_000          # the size bar for the int8 speech model
 
@@ -139,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
     if size > MAX_BYTES:
         raise SystemExit(f"error: the int8 ensemble is {size:,} bytes, over {MAX_BYTES:,}; use fewer or narrower members")
     if args.install:
-        install(args.out)
+        install(args.out, VOICE_STEM)
     return 0
 
 

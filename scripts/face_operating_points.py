@@ -25,19 +25,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edge.inference.face import FaceClassifier  # noqa: E402
-from edge.labels import NUM_LABELS  # noqa: E402
 from scripts.metrics import classification_report  # noqa: E402
-from scripts.train_face import load_face_data  # noqa: E402
+from scripts.train_face import adjusted_predictions, class_prior, load_face_data  # noqa: E402
 from scripts.training import DEFAULT_DATA  # noqa: E402
 
 
 def operating_points(probs: np.ndarray, y: np.ndarray, prior: np.ndarray,
                      taus: np.ndarray) -> list[tuple[float, float, float]]:
     """(tau, accuracy, balanced accuracy) of ``argmax(log probs - tau*log prior)`` for each tau."""
-    logp = np.log(np.maximum(probs, 1e-8))
     rows = []
     for tau in taus:
-        rep = classification_report(y, (logp - tau * np.log(prior)).argmax(1))
+        rep = classification_report(y, adjusted_predictions(probs, prior, tau))
         rows.append((float(round(tau, 2)) + 0.0, rep["accuracy"], rep["balanced_accuracy"]))   # no -0.0
     return rows
 
@@ -58,8 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     taus = np.arange(start, stop + step / 2, step)
 
     data = load_face_data(Path(args.data), args.seed)
-    prior = np.bincount(data["train_y"], minlength=NUM_LABELS) + 1.0
-    prior = prior / prior.sum()
+    prior = class_prior(data["train_y"])
     clf = FaceClassifier(args.model)
     val = operating_points(clf.classify_batch(data["val_x"]), data["val_y"], prior, taus)
     test = operating_points(clf.classify_batch(data["test_x"]), data["test_y"], prior, taus)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -40,11 +39,14 @@ from scripts.training import (  # noqa: E402
     RunFolder,
     WeightAverage,
     export_float_and_int8,
+    install,
     lr_at,
     recompute_batchnorm,
     run_parser,
     start_tensorflow,
 )
+
+FACE_STEM = "face_expression"       # <stem>_float.tflite, <stem>_int8.tflite
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -195,15 +197,24 @@ def predict(model, x: np.ndarray, batch: int = 512) -> np.ndarray:
     return model.predict(x.astype(np.float32)[..., None] / 255.0, batch_size=batch, verbose=0)
 
 
+def class_prior(y: np.ndarray) -> np.ndarray:
+    """Class frequencies of the training labels (add-one smoothed): the prior of the logit adjustment."""
+    prior = np.bincount(y, minlength=NUM_LABELS) + 1.0
+    return prior / prior.sum()
+
+
+def adjusted_predictions(probs: np.ndarray, prior: np.ndarray, tau: float) -> np.ndarray:
+    """Classes by ``argmax(log probs - tau*log prior)``: tau > 0 favours the rare classes."""
+    return (np.log(np.maximum(probs, 1e-8)) - tau * np.log(prior)).argmax(1)
+
+
 def choose_logit_adjustment(probs: np.ndarray, y: np.ndarray, prior: np.ndarray) -> tuple[float, dict]:
     """Pick tau for logits - tau*log(prior) on validation: best balanced accuracy while keeping
     accuracy within 1 point of the unadjusted model."""
-    logp = np.log(np.maximum(probs, 1e-8))
-    base = classification_report(y, logp.argmax(1))
+    base = classification_report(y, adjusted_predictions(probs, prior, 0.0))
     best_tau, best = 0.0, base
     for tau in np.arange(0.05, 1.51, 0.05):
-        pred = (logp - tau * np.log(prior)).argmax(1)
-        rep = classification_report(y, pred)
+        rep = classification_report(y, adjusted_predictions(probs, prior, tau))
         if rep["accuracy"] >= base["accuracy"] - 0.01 and rep["balanced_accuracy"] > best["balanced_accuracy"]:
             best_tau, best = float(round(tau, 2)), rep
     return best_tau, best
@@ -223,8 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     freq = data["train_soft"].mean(axis=0) + 1e-6
     class_w = (1.0 / np.sqrt(freq))
     class_w = class_w / (class_w * freq).sum()
-    prior = np.bincount(data["train_y"], minlength=NUM_LABELS) + 1.0
-    prior = prior / prior.sum()
+    prior = class_prior(data["train_y"])
 
     augment = make_augmenter(tf, args.seed)
     sample_w = (data["train_soft"] * class_w).sum(axis=1).astype(np.float32)
@@ -319,7 +329,7 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     rep_images = data["train_x"][rng.choice(n_train, size=min(500, n_train), replace=False)]
     float_path, int8_path = export_float_and_int8(
-        tf, model, out, "face_expression", [img.astype(np.float32)[None, :, :, None] / 255.0 for img in rep_images])
+        tf, model, out, FACE_STEM, [img.astype(np.float32)[None, :, :, None] / 255.0 for img in rep_images])
 
     # final numbers through edge's runtime and preprocessing, the service's own code path
     from edge.inference.face import FaceClassifier
@@ -346,10 +356,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{kind}: FER+ PublicTest acc {r['accuracy']:.4f} balanced {r['balanced_accuracy']:.4f}; "
               f"FER-2013 labels acc {metrics[kind]['fer2013_publictest']['accuracy']:.4f}", flush=True)
     if args.install:
-        dest = ROOT / "models_tflite" / "face_expression_int8.tflite"
-        shutil.copyfile(int8_path, dest)
-        shutil.copyfile(out / "metrics.json", ROOT / "models_tflite" / "face_expression_metrics.json")
-        print(f"installed {dest}", flush=True)
+        install(out, FACE_STEM)
     return 0
 
 

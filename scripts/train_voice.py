@@ -31,7 +31,6 @@ import csv
 import json
 import math
 import os
-import shutil
 import sys
 import time
 from pathlib import Path
@@ -59,6 +58,7 @@ from scripts.training import (  # noqa: E402
     RunFolder,
     WeightAverage,
     export_float_and_int8,
+    install,
     lr_at,
     run_parser,
     start_tensorflow,
@@ -391,16 +391,6 @@ def export_and_report(tf, model, out: Path, data: dict, noisy_val: list[np.ndarr
     return metrics
 
 
-def install(out: Path) -> Path:
-    """Copy the int8 model and its metrics from ``out`` into ``models_tflite/``."""
-    dest = ROOT / "models_tflite" / f"{VOICE_STEM}_int8.tflite"
-    dest.parent.mkdir(exist_ok=True)
-    shutil.copyfile(out / f"{VOICE_STEM}_int8.tflite", dest)
-    shutil.copyfile(out / "metrics.json", ROOT / "models_tflite" / f"{VOICE_STEM}_metrics.json")
-    print(f"installed {dest}", flush=True)
-    return dest
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     out = Path(args.out)
@@ -504,7 +494,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     export_and_report(tf, model, out, data, noisy_val, rep_feats, metrics)
     if args.install:
-        install(out)
+        install(out, VOICE_STEM)
     return 0
 
 

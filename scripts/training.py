@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+MODELS_DIR = Path(__file__).resolve().parents[1] / "models_tflite"
 
 
 def run_parser(doc: str, *, data_holds: str, out: str, epochs: int, batch: int, lr: float,
@@ -101,6 +102,17 @@ class WeightAverage:
             count = int(z["count"])
             return [(z[f"w{i}"] / count).astype(np.float32)
                     for i in range(sum(1 for f in z.files if f.startswith("w")))]
+
+
+def install(out: Path, stem: str) -> Path:
+    """Copy ``<stem>_int8.tflite`` and ``metrics.json`` from the run folder ``out`` into
+    ``models_tflite/`` (as ``<stem>_int8.tflite`` and ``<stem>_metrics.json``)."""
+    dest = MODELS_DIR / f"{stem}_int8.tflite"
+    MODELS_DIR.mkdir(exist_ok=True)
+    shutil.copyfile(out / f"{stem}_int8.tflite", dest)
+    shutil.copyfile(out / "metrics.json", MODELS_DIR / f"{stem}_metrics.json")
+    print(f"installed {dest}", flush=True)
+    return dest
 
 
 def recompute_batchnorm(tf, model, batches: Iterable[np.ndarray]) -> None:
