@@ -311,6 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"average of {average.count} epochs: val acc {avg['accuracy']:.4f} balanced "
               f"{avg['balanced_accuracy']:.4f}", flush=True)
         own = val_report(model)        # the best (or last) epoch, measured the same way in float32
+        print(f"{selected} epoch: val acc {own['accuracy']:.4f} balanced {own['balanced_accuracy']:.4f}", flush=True)
         if avg["accuracy"] + avg["balanced_accuracy"] > own["accuracy"] + own["balanced_accuracy"]:
             model, selected = averaged, "average"
     print(f"exporting the {selected} weights", flush=True)
