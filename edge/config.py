@@ -87,6 +87,18 @@ class VoiceConfig:
     vad_aggressiveness: int = opt(2, "webrtcvad aggressiveness (0 lenient .. 3 strict).", min=0, max=3)
     hop_s: float = opt(0.5, "Seconds between voice analyses.", min=0.1, max=10.0)
     min_speech_s: float = opt(0.6, "Speech needed in the buffer before the voice is analysed.", min=0.1, max=10.0)
+    sound_model: str = opt("sound_events_int8.tflite", "Sound-event model (speech, scream, cry, moan, other vocal, background); only what it calls speech reaches the speech-emotion model.")
+    speech_threshold: float = opt(0.5, "Probability of speech a sound window needs for its audio to reach the speech-emotion model.", min=0.0, max=1.0)
+
+
+@dataclass(frozen=True)
+class VocalDistressConfig:
+    enabled: bool = opt(True, "Raise a distress alarm on sustained or repeated screaming, crying or moaning.")
+    flag_threshold: float = opt(0.6, "Vocal-distress score (P(scream)+P(cry)+P(moan), mean of the last two 1 s windows) that counts a half-second as distress sound.", min=0.05, max=1.0)
+    window_s: float = opt(30.0, "The distress sound is counted over this many seconds.", min=5.0, max=600.0)
+    scream_s: float = opt(2.0, "Seconds of screaming within window_s that raise the alarm.", min=0.5, max=600.0)
+    distress_s: float = opt(5.0, "Seconds of screaming, crying or moaning within window_s that raise the alarm.", min=0.5, max=600.0)
+    clear_s: float = opt(20.0, "The condition passes after this long without distress sound.", min=1.0, max=3600.0)
 
 
 @dataclass(frozen=True)
@@ -176,6 +188,7 @@ class Config:
     microphone: MicrophoneConfig = field(default_factory=MicrophoneConfig)
     face: FaceConfig = field(default_factory=FaceConfig)
     voice: VoiceConfig = field(default_factory=VoiceConfig)
+    vocal_distress: VocalDistressConfig = field(default_factory=VocalDistressConfig)
     fusion: FusionConfig = field(default_factory=FusionConfig)
     alarm: AlarmConfig = field(default_factory=AlarmConfig)
     gpio: GpioConfig = field(default_factory=GpioConfig)

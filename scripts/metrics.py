@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from edge.labels import LABELS, NUM_LABELS
+from edge.labels import LABELS
 
 
-def classification_report(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
-    """Accuracy, balanced accuracy, per-class recall (by canonical label) and a 7x7 confusion
-    matrix (rows true, columns predicted, canonical order). Classes absent from y_true are left out
-    of the balanced accuracy."""
+def classification_report(y_true: np.ndarray, y_pred: np.ndarray,
+                          labels: tuple[str, ...] | list[str] = LABELS) -> dict:
+    """Accuracy, balanced accuracy, per-class recall (by label name; the canonical emotion labels
+    unless ``labels`` names other classes) and a confusion matrix (rows true, columns predicted).
+    Classes absent from y_true are left out of the balanced accuracy."""
     y_true = np.asarray(y_true, dtype=np.int64)
     y_pred = np.asarray(y_pred, dtype=np.int64)
-    conf = np.zeros((NUM_LABELS, NUM_LABELS), dtype=np.int64)
+    n_labels = max(len(labels), int(y_true.max(initial=-1)) + 1, int(y_pred.max(initial=-1)) + 1)
+    names = list(labels) + [str(i) for i in range(len(labels), n_labels)]
+    conf = np.zeros((n_labels, n_labels), dtype=np.int64)
     np.add.at(conf, (y_true, y_pred), 1)
     support = conf.sum(axis=1)
     present = support > 0
@@ -23,7 +26,7 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray) -> dict:
         "n": n,
         "accuracy": float(np.diag(conf).sum() / max(n, 1)),
         "balanced_accuracy": float(recall[present].mean()) if present.any() else 0.0,
-        "per_class_recall": {LABELS[i]: (float(recall[i]) if present[i] else None) for i in range(NUM_LABELS)},
-        "support": {LABELS[i]: int(support[i]) for i in range(NUM_LABELS)},
+        "per_class_recall": {names[i]: (float(recall[i]) if present[i] else None) for i in range(n_labels)},
+        "support": {names[i]: int(support[i]) for i in range(n_labels)},
         "confusion": conf.tolist(),
     }
