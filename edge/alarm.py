@@ -6,6 +6,10 @@ Conditions and priorities (IEC 60601-1-8 style):
   ``t_on_s``; becomes high when unacknowledged for ``t_escalate_s`` or when the score reaches
   ``high_threshold``. The condition clears only after ``t_off_s`` below ``off_threshold``
   (hysteresis). With ``latching`` a raised alarm stays until a person acknowledges it.
+- ``vocal_distress``: raised at medium priority when the sound stage hears sustained or repeated
+  screaming, crying or moaning (``EmotionState.sounds["vocal_distress"]["present"]``, decided by
+  :class:`~edge.vocal_distress.VocalDistressTracker`); the same latching, acknowledge, escalation
+  and fatigue rules as ``distress`` (the two share the re-alarm spacing and the hourly cap).
 - ``no_patient``: low priority, no face seen for ``no_patient_minutes`` (0 = off).
 - technical (``camera_lost``, ``mic_lost``, ``model_failure``, ``overheat``, ``stalled``,
   ``store_failure``): low priority with their own visual pattern, cleared when the fault goes.
@@ -33,6 +37,8 @@ from edge.events import AlarmEvent, EmotionState
 
 PRIORITY_RANK: dict[str, int] = {"none": 0, "low": 1, "medium": 2, "high": 3}
 DISTRESS = "distress"
+VOCAL_DISTRESS = "vocal_distress"
+DISTRESS_CONDITIONS = (DISTRESS, VOCAL_DISTRESS)
 NO_PATIENT = "no_patient"
 TECHNICAL_CONDITIONS: tuple[str, ...] = (
     "camera_lost", "mic_lost", "model_failure", "overheat", "stalled", "store_failure",
@@ -115,6 +121,10 @@ class AlarmMachine:
         self._raises: deque[float] = deque()  # raise times of distress alarms (last hour)
         self._last_raise: float | None = None
         self._distress: ActiveAlarm | None = None
+        self._vocal: ActiveAlarm | None = None
+        self._vocal_present = False
+        self._vocal_detail: dict[str, Any] = {}
+        self._vocal_pending: str | None = None
         self._low: dict[str, ActiveAlarm] = {}  # no_patient and technical alarms
         self._states_seen = False
         self._face_seen = now
@@ -128,6 +138,10 @@ class AlarmMachine:
         now = self._now(now)
         if isinstance(state_or_score, EmotionState):
             score = state_or_score.distress
+            vocal = state_or_score.sounds.get("vocal_distress") if state_or_score.sounds else None
+            if vocal is not None:
+                self._vocal_present = bool(vocal.get("present"))
+                self._vocal_detail = {k: v for k, v in vocal.items() if k != "present"}
             self._states_seen = True
             if "face" in state_or_score.live:
                 self._face_seen = now
@@ -201,8 +215,8 @@ class AlarmMachine:
             event = self._event(kind, alarm, by=by, detail={"silence_s": round(until - now, 1), "long": long})
             alarm.silenced_until_time = _iso_plus(event.time, until - now)
             events.append(event)
-            if alarm is self._distress and not alarm.present:
-                events.append(self._clear_distress("acknowledged", now))
+            if alarm.condition in DISTRESS_CONDITIONS and not alarm.present:
+                events.append(self._clear_distress("acknowledged", now, alarm.condition))
         return events
 
     # ------------------------------------------------------------------------------ outputs
@@ -248,6 +262,7 @@ class AlarmMachine:
             "alarms": [a.to_dict(now) for a in alarms],
             "distress": None if self._score is None else round(self._score, 4),
             "distress_present": self._present,
+            "vocal_distress_present": self._vocal_present,
             "pending": self._pending,
             "raised_last_hour": len(self._raises),
             "signal": asdict(sig),
@@ -264,7 +279,7 @@ class AlarmMachine:
         return self.clock() if now is None else now
 
     def _alarms(self) -> list[ActiveAlarm]:
-        alarms = ([self._distress] if self._distress else []) + list(self._low.values())
+        alarms = [a for a in (self._distress, self._vocal) if a] + list(self._low.values())
         # highest priority first; among lows, technical faults before no_patient, then newest
         return sorted(alarms, key=lambda a: (-PRIORITY_RANK[a.priority], not a.technical, -a.since))
 
@@ -288,7 +303,8 @@ class AlarmMachine:
         return alarm, event
 
     def _evaluate(self, now: float) -> list[AlarmEvent]:
-        return self._eval_distress(now) + self._eval_no_patient(now) + self._eval_timers(now)
+        return (self._eval_distress(now) + self._eval_vocal(now) + self._eval_no_patient(now)
+                + self._eval_timers(now))
 
     def _eval_distress(self, now: float) -> list[AlarmEvent]:
         c = self.config
@@ -310,28 +326,41 @@ class AlarmMachine:
             if alarm is not None and alarm.present:
                 alarm.present = False
                 if not c.latching or alarm.acknowledged:
-                    events.append(self._clear_distress("condition_cleared", now))
+                    events.append(self._clear_distress("condition_cleared", now, DISTRESS))
         alarm = self._distress
         if (alarm is not None and alarm.priority == "medium" and fresh and self._score is not None
                 and self._score >= c.high_threshold):
             events.append(self._escalate(alarm, "high_threshold"))
         return events
 
-    def _try_raise(self, now: float) -> list[AlarmEvent]:
+    def _fatigue(self, condition: str, now: float) -> tuple[str | None, list[AlarmEvent]]:
+        """Why a new distress-type alarm must wait (re-alarm spacing, hourly cap), with the
+        one-off ``suppressed`` event; (None, []) when it may be raised now."""
         c = self.config
         self._prune(now)
         if self._last_raise is not None and now - self._last_raise < c.min_realarm_interval_s:
-            self._pending = "min_realarm_interval"
-            return []
+            return "min_realarm_interval", []
         if len(self._raises) >= c.max_alarms_per_hour:
-            self._pending = "hourly_cap"
             if self._suppressed_reported:
-                return []
+                return "hourly_cap", []
             self._suppressed_reported = True
-            probe = ActiveAlarm(DISTRESS, "medium", now, "", now, 0)
-            return [self._event("suppressed", probe, detail={
+            probe = ActiveAlarm(condition, "medium", now, "", now, 0)
+            return "hourly_cap", [self._event("suppressed", probe, detail={
                 "reason": "hourly_cap", "max_alarms_per_hour": c.max_alarms_per_hour,
                 "retry_in_s": round(HOUR_S - (now - self._raises[0]), 1)})]
+        return None, []
+
+    def _raised(self, now: float) -> None:
+        self._raises.append(now)
+        self._last_raise = now
+        self._suppressed_reported = False
+
+    def _try_raise(self, now: float) -> list[AlarmEvent]:
+        c = self.config
+        wait, events = self._fatigue(DISTRESS, now)
+        if wait:
+            self._pending = wait
+            return events
         score = self._score if self._score is not None else 0.0
         priority = "high" if score >= c.high_threshold else "medium"
         detail = {"reason": "distress_sustained", "t_on_s": c.t_on_s,
@@ -339,15 +368,46 @@ class AlarmMachine:
         if self._pending:
             detail["delayed_by"] = self._pending
         self._distress, event = self._new_alarm(DISTRESS, priority, "raised", now, detail)
-        self._pending, self._suppressed_reported = None, False
-        self._raises.append(now)
-        self._last_raise = now
+        self._pending = None
+        self._raised(now)
         return [event]
 
-    def _clear_distress(self, reason: str, now: float) -> AlarmEvent:
-        alarm = self._distress
+    def _eval_vocal(self, now: float) -> list[AlarmEvent]:
+        """Raise, hold or clear ``vocal_distress`` from the latest state's sound condition."""
+        c = self.config
+        fresh = self._last_update is not None and now - self._last_update <= c.stall_s
+        if not fresh:   # a stale state neither raises nor clears: "stalled" covers that case
+            return []
+        alarm = self._vocal
+        if self._vocal_present:
+            if alarm is not None:
+                alarm.present = True
+                return []
+            wait, events = self._fatigue(VOCAL_DISTRESS, now)
+            if wait:
+                self._vocal_pending = wait
+                return events
+            detail = {"reason": "distress_sounds", **self._vocal_detail}
+            if self._vocal_pending:
+                detail["delayed_by"] = self._vocal_pending
+            self._vocal, event = self._new_alarm(VOCAL_DISTRESS, "medium", "raised", now, detail)
+            self._vocal_pending = None
+            self._raised(now)
+            return [event]
+        self._vocal_pending = None
+        if alarm is not None and alarm.present:
+            alarm.present = False
+            if not c.latching or alarm.acknowledged:
+                return [self._clear_distress("condition_cleared", now, VOCAL_DISTRESS)]
+        return []
+
+    def _clear_distress(self, reason: str, now: float, condition: str) -> AlarmEvent:
+        alarm = self._distress if condition == DISTRESS else self._vocal
         assert alarm is not None
-        self._distress = None
+        if condition == DISTRESS:
+            self._distress = None
+        else:
+            self._vocal = None
         return self._event("cleared", alarm, by=alarm.acknowledged_by,
                            detail={"reason": reason, "duration_s": round(now - alarm.since, 1)})
 
@@ -381,7 +441,7 @@ class AlarmMachine:
         c = self.config
         events: list[AlarmEvent] = []
         for alarm in self._alarms():
-            if (alarm.condition == DISTRESS and alarm.priority == "medium" and not alarm.acknowledged
+            if (alarm.condition in DISTRESS_CONDITIONS and alarm.priority == "medium" and not alarm.acknowledged
                     and now - alarm.unacked_since >= c.t_escalate_s):
                 events.append(self._escalate(alarm, "unacknowledged"))
             if (alarm.acknowledged and alarm.present and alarm.silenced_until is not None

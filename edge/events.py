@@ -36,6 +36,7 @@ class EmotionState:
     distress: float               # 0..1, see [fusion] distress_weights
     modalities: dict[str, dict[str, Any]]  # per-modality detail: live, weight, label, probs, age_s
     live: tuple[str, ...]         # modalities that contributed ("face", "voice")
+    sounds: dict[str, Any] = field(default_factory=dict)  # what the microphone hears (SoundMonitor.summary)
 
     def to_dict(self) -> dict[str, Any]:
         from edge.labels import LABELS
@@ -59,7 +60,7 @@ class AlarmEvent:
     """One alarm transition; stored before it is announced, published with a unique id."""
 
     kind: str                     # one of EVENT_KINDS
-    condition: str                # distress | no_patient | camera_lost | mic_lost | model_failure | overheat | stalled | store_failure
+    condition: str                # distress | vocal_distress | no_patient | camera_lost | mic_lost | model_failure | overheat | stalled | store_failure
     priority: str                 # one of PRIORITIES
     time: str = field(default_factory=utc_now_iso)
     id: str = field(default_factory=lambda: uuid.uuid4().hex)

@@ -2,7 +2,8 @@
 readings (CPU %, temperature, memory, disk) from /proc and /sys, without psutil.
 
 Series: ``medtrack_state{label}`` (1 for the current label), ``medtrack_emotion_probability{label}``,
-``medtrack_distress_score``, ``medtrack_alarm_active``, ``medtrack_alarm_events_total{kind,priority}``,
+``medtrack_distress_score``, ``medtrack_sound_share{sound}``, ``medtrack_vocal_distress_score``,
+``medtrack_vocal_distress_present``, ``medtrack_alarm_active``, ``medtrack_alarm_events_total{kind,priority}``,
 ``medtrack_analysed_fps``, ``medtrack_stage_latency_ms{stage,stat}`` (from hub.metrics keys like
 ``face_ms`` / ``face_ms_p50``), ``medtrack_source_up{source}``, ``medtrack_source_status{source,status}``,
 every other numeric hub metric as ``medtrack_<key>``, uptime, build info and system gauges.
@@ -97,6 +98,18 @@ def render(hub: Hub, counters: AlarmCounters | None = None, system: dict[str, An
                      float(p), {"label": label})
         w.sample("medtrack_distress_score", "gauge", "Fused distress score (0..1).", float(state.distress))
         w.sample("medtrack_state_confidence", "gauge", "Confidence of the fused label.", float(state.confidence))
+        sounds = state.sounds or {}
+        for name, share in sorted((sounds.get("shares") or {}).items()):
+            w.sample("medtrack_sound_share", "gauge", "Share of the last minute the microphone heard each sound.",
+                     float(share), {"sound": name})
+        vocal = sounds.get("vocal_distress")
+        if vocal:
+            w.sample("medtrack_vocal_distress_score", "gauge",
+                     "Vocal-distress score: P(scream)+P(cry)+P(moan) over the last two sound windows.",
+                     float(vocal.get("score", 0.0)))
+            w.sample("medtrack_vocal_distress_present", "gauge",
+                     "1 while sustained or repeated screaming, crying or moaning is heard.",
+                     1.0 if vocal.get("present") else 0.0)
     snap = hub.alarm_snapshot() or {}
     w.sample("medtrack_alarm_active", "gauge", "1 while an alarm is active.", 1.0 if snap.get("active") else 0.0)
     priority = snap.get("priority") if snap.get("active") else None

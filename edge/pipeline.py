@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import threading
@@ -28,12 +29,13 @@ from edge.config import Config
 from edge.events import EmotionState, ModalityReading
 from edge.fusion import Fusion, distress_score
 from edge.hub import Hub
+from edge.inference.sound_events import SOUND_WINDOW_SAMPLES, SPEECH
+from edge.inference.voice_features import VAD_FRAME_SAMPLES, VAD_HANGOVER_FRAMES
 from edge.labels import LABELS
+from edge.vocal_distress import SoundMonitor
 
 log = logging.getLogger(__name__)
 
-VAD_FRAME_SAMPLES = SAMPLE_RATE * 30 // 1000     # webrtcvad: 30 ms frames
-VAD_HANGOVER_FRAMES = 3                          # 90 ms of context kept either side of speech
 
 
 class Timings:
@@ -132,42 +134,64 @@ WindowClassifier = Callable[[np.ndarray], np.ndarray]
 
 
 class VoiceStage:
-    """Streaming speech gating and classification.
+    """Streaming sound-event gating and speech-emotion classification.
 
-    Every 30 ms frame goes through webrtcvad; speech frames (with a little context either side)
-    fill a buffer holding the last ``window_s`` of speech. Every ``hop_s`` of audio, if new speech
-    arrived and the buffer holds at least ``min_speech_s``, the buffer is classified; otherwise the
-    stage reports "no speech". ``silence_reset_s`` of silence clears the buffer.
+    Every 30 ms frame goes through webrtcvad (a cheap first gate) and into a one-window ring of raw
+    audio. Every ``hop_s`` the sound-event model (``classify_sound``) labels the last
+    ``SOUND_WINDOW_S`` of audio, unless webrtcvad heard nothing in it (then nothing vocal is there
+    and the model is not run). The speech frames of that hop join the speech buffer (the last
+    ``window_s`` of speech) only when the sound model calls the window speech
+    (P(speech) >= ``speech_threshold``): screams, cries, laughter and coughs never reach the
+    speech-emotion model. If new speech arrived and the buffer holds ``min_speech_s``, the buffer
+    is classified. ``silence_reset_s`` without speech clears the buffer. Each hop's detail carries
+    ``sound``: the window's sound probabilities, or None when nothing vocal was heard.
+    Without ``classify_sound`` (unit tests of the gating only) webrtcvad alone decides.
     """
 
     def __init__(self, classify_window: WindowClassifier, *, aggressiveness: int = 2, hop_s: float = 0.5,
                  min_speech_s: float = 0.6, window_s: float = 1.5, silence_reset_s: float = 3.0,
-                 vad: Any = None):
+                 vad: Any = None, classify_sound: WindowClassifier | None = None,
+                 speech_threshold: float = 0.5):
         if vad is None:
             import webrtcvad
 
             vad = webrtcvad.Vad(aggressiveness)
         self.vad = vad
         self.classify_window = classify_window
+        self.classify_sound = classify_sound
+        self.speech_threshold = speech_threshold
         self.hop = int(hop_s * SAMPLE_RATE)
         self.min_speech = int(min_speech_s * SAMPLE_RATE)
         self.window = int(window_s * SAMPLE_RATE)
         self.silence_reset_frames = int(silence_reset_s * SAMPLE_RATE / VAD_FRAME_SAMPLES)
         max_frames = -(-self.window // VAD_FRAME_SAMPLES)
         self._speech: deque[np.ndarray] = deque(maxlen=max_frames)
+        self._hop_speech: list[np.ndarray] = []       # VAD-kept frames since the last hop
         self._preroll: deque[np.ndarray] = deque(maxlen=VAD_HANGOVER_FRAMES)
+        sound_frames = -(-SOUND_WINDOW_SAMPLES // VAD_FRAME_SAMPLES)
+        self._recent: deque[np.ndarray] = deque(maxlen=sound_frames)    # raw audio, last sound window
+        self._recent_vad: deque[bool] = deque(maxlen=sound_frames)
         self._pending = np.zeros(0, dtype=np.int16)
         self._hangover = 0
         self._silent_frames = 0
         self._new_speech = 0         # speech frames since the last hop
         self._since_hop = 0          # samples since the last hop
-        self.timings = Timings()     # ms per classified window
-        self.busy_ms = 0.0           # all time spent (VAD + features + model)
+        self.timings = Timings()     # ms per classified speech window
+        self.sound_timings = Timings()   # ms per classified sound window
+        self.busy_ms = 0.0           # all time spent (VAD + features + models)
         self.audio_s = 0.0           # audio seconds fed
 
     @property
     def ms_per_audio_s(self) -> float:
         return self.busy_ms / self.audio_s if self.audio_s else 0.0
+
+    def reset(self) -> None:
+        """Forget the audio heard so far (a new, unrelated stream); timings and counters stay."""
+        for buf in (self._speech, self._preroll, self._recent, self._recent_vad):
+            buf.clear()
+        self._hop_speech = []
+        self._pending = np.zeros(0, dtype=np.int16)
+        self._hangover = self._silent_frames = self._new_speech = self._since_hop = 0
 
     def feed(self, samples: np.ndarray, t_end: float) -> list[tuple[ModalityReading | None, float, dict[str, Any]]]:
         """New int16 audio whose last sample was captured at ``t_end`` -> one (reading or None,
@@ -192,11 +216,13 @@ class VoiceStage:
 
     def _vad_frame(self, frame: np.ndarray) -> None:
         speech = self.vad.is_speech(frame.tobytes(), SAMPLE_RATE)
+        self._recent.append(frame)
+        self._recent_vad.append(speech)
         if speech:
             if self._hangover == 0 and self._preroll:      # speech starts: keep the context before it
-                self._speech.extend(self._preroll)
+                self._hop_speech.extend(self._preroll)
                 self._preroll.clear()
-            self._speech.append(frame)
+            self._hop_speech.append(frame)
             self._hangover = VAD_HANGOVER_FRAMES
             self._new_speech += 1
             self._silent_frames = 0
@@ -204,18 +230,36 @@ class VoiceStage:
         self._silent_frames += 1
         if self._hangover > 0:
             self._hangover -= 1
-            self._speech.append(frame)
+            self._hop_speech.append(frame)
         else:
             self._preroll.append(frame)
         if self._silent_frames >= self.silence_reset_frames:
             self._speech.clear()
 
+    def _sound(self) -> np.ndarray | None:
+        """The sound model's probabilities for the last window, None when webrtcvad heard nothing."""
+        if self.classify_sound is None or not any(self._recent_vad):
+            return None
+        start = time.perf_counter()
+        audio = np.concatenate(list(self._recent))[-SOUND_WINDOW_SAMPLES:].astype(np.float32) / 32768.0
+        probs = np.asarray(self.classify_sound(audio), dtype=np.float64)
+        self.sound_timings.add((time.perf_counter() - start) * 1000.0)
+        return probs
+
     def _hop(self, t: float) -> tuple[ModalityReading | None, float, dict[str, Any]]:
-        speech_samples = len(self._speech) * VAD_FRAME_SAMPLES
-        detail: dict[str, Any] = {"speech_s": round(speech_samples / SAMPLE_RATE, 2),
-                                  "new_speech_s": round(self._new_speech * VAD_FRAME_SAMPLES / SAMPLE_RATE, 2)}
+        sound = self._sound()
         new = self._new_speech
         self._new_speech = 0
+        is_speech = self.classify_sound is None or (sound is not None and sound[SPEECH] >= self.speech_threshold)
+        if is_speech:
+            self._speech.extend(self._hop_speech)
+        else:
+            new = 0    # not speech: the hop's audio never reaches the speech-emotion model
+        self._hop_speech = []
+        speech_samples = len(self._speech) * VAD_FRAME_SAMPLES
+        detail: dict[str, Any] = {"speech_s": round(speech_samples / SAMPLE_RATE, 2),
+                                  "new_speech_s": round(new * VAD_FRAME_SAMPLES / SAMPLE_RATE, 2),
+                                  "sound": None if sound is None else [round(float(p), 4) for p in sound]}
         if new == 0 or speech_samples < self.min_speech:
             return None, t, detail
         start = time.perf_counter()
@@ -253,6 +297,7 @@ class Pipeline:
         self.heartbeat_s = heartbeat_s
         self.period = 1.0 / (analysis_fps or config.face.analysis_fps)
         self.fusion = Fusion(config.fusion, clock=clock)
+        self.sounds = SoundMonitor(config.vocal_distress, clock=clock)
         self.frames_analysed = 0
         self.states_published = 0
         self.first_state_at: float | None = None     # time.monotonic() of the first state
@@ -348,14 +393,20 @@ class Pipeline:
             self.hub.set_health(modality, "ok", "recovered")
         if self.fusion.sources.get(modality) == "down":
             pass   # a result from input captured just before the source failed: the modality is gone
-        elif reading is not None:
-            self.fusion.observe(reading)
         else:
-            self.fusion.observe_absent(modality, t, detail)
+            if modality == "voice" and self.voice is not None and self.voice.classify_sound is not None:
+                self.sounds.observe(detail.get("sound"), t)
+            if reading is not None:
+                self.fusion.observe(reading)
+            else:
+                self.fusion.observe_absent(modality, t, detail)
         self._publish()
 
     def _publish(self) -> EmotionState:
-        state = self.fusion.state(self.clock())
+        now = self.clock()
+        state = self.fusion.state(now)
+        if self.voice is not None and self.voice.classify_sound is not None:
+            state = dataclasses.replace(state, sounds=self.sounds.summary(now))
         self.hub.states.publish(state)
         self.states_published += 1
         self._last_publish = time.monotonic()
@@ -431,6 +482,7 @@ class Pipeline:
         if self.voice is not None:
             m["voice_ms_per_audio_s"] = round(self.voice.ms_per_audio_s, 3)
             m["voice_ms_p50"] = round(self.voice.timings.percentile(50), 3)   # per classified window
+            m["sound_ms_p50"] = round(self.voice.sound_timings.percentile(50), 3)
         return m
 
     # ---- lifecycle

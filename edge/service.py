@@ -61,14 +61,18 @@ def load_face_stage(cfg: Config) -> FaceStage:
 
 
 def load_voice_stage(cfg: Config) -> VoiceStage:
+    from edge.inference.sound_events import SoundClassifier
     from edge.inference.voice import VoiceClassifier
 
-    clf = VoiceClassifier(cfg.model_path(cfg.voice.model), num_threads=cfg.service.inference_threads,
+    threads = cfg.service.inference_threads
+    sound = SoundClassifier(cfg.model_path(cfg.voice.sound_model), num_threads=threads)
+    clf = VoiceClassifier(cfg.model_path(cfg.voice.model), num_threads=threads,
                           aggressiveness=cfg.voice.vad_aggressiveness)
     stage = VoiceStage(clf.classify_window, aggressiveness=cfg.voice.vad_aggressiveness,
                        hop_s=cfg.voice.hop_s, min_speech_s=cfg.voice.min_speech_s,
-                       window_s=getattr(clf, "window_s", 1.5))
-    stage.models = [clf.model.info()]  # type: ignore[attr-defined]
+                       window_s=getattr(clf, "window_s", 1.5), classify_sound=sound.classify_window,
+                       speech_threshold=cfg.voice.speech_threshold)
+    stage.models = [sound.model.info(), clf.model.info()]  # type: ignore[attr-defined]
     return stage
 
 

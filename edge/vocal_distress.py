@@ -127,3 +127,43 @@ class VocalDistressTracker:
         return {"scream_s": round(scream_s, 1), "distress_sound_s": round(distress_s, 1),
                 "window_s": self.config.window_s, "score": round(float(np.mean(self._recent)), 3) if self._recent else 0.0,
                 "heard": max(kinds, key=kinds.__getitem__) if kinds else None}
+
+
+SOUND_NAMES: dict[str, str] = {"speech": "speech", "scream": "scream", "cry": "cry", "moan": "moan",
+                               "other_vocal": "other", "background": "quiet"}
+SHARE_WINDOW_S = 60.0
+
+
+class SoundMonitor:
+    """What the box hears: the current sound, each sound's share of the last minute, and the
+    vocal-distress tracker. Fed one sound window per hop on the event loop; read by every state."""
+
+    def __init__(self, config: VocalDistressConfig, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self.tracker = VocalDistressTracker(config, clock)
+        self._labels: deque[tuple[float, str]] = deque()
+        self.current: str | None = None
+
+    def observe(self, probs: Sequence[float] | np.ndarray | None, t: float | None = None) -> None:
+        """One hop: the sound window's probabilities, or None when nothing vocal was heard."""
+        t = self.clock() if t is None else t
+        if probs is None:
+            self.tracker.observe_quiet(t)
+            name = "quiet"
+        else:
+            name = SOUND_NAMES[self.tracker.observe(probs, t).label]
+        self.current = name
+        self._labels.append((t, name))
+
+    def summary(self, now: float | None = None) -> dict[str, Any]:
+        """JSON-ready: ``now`` (the current sound), ``shares`` over the last minute, ``vocal_distress``."""
+        now = self.clock() if now is None else now
+        while self._labels and now - self._labels[0][0] > SHARE_WINDOW_S:
+            self._labels.popleft()
+        counts = dict.fromkeys(SOUND_NAMES.values(), 0)
+        for _, name in self._labels:
+            counts[name] += 1
+        total = max(1, len(self._labels))
+        present = self.tracker.evaluate(now)
+        return {"now": self.current, "shares": {k: round(v / total, 3) for k, v in counts.items()},
+                "vocal_distress": {"present": present, **self.tracker.detail(now)}}

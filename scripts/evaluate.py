@@ -2,6 +2,7 @@
 
     python scripts/evaluate.py face  --npz FILE [--model PATH]
     python scripts/evaluate.py voice --dir DIR  [--model PATH]
+    python scripts/evaluate.py sounds --dir DIR [--model PATH] [--voice-model PATH]
 
 face: FILE holds ``images`` uint8 [N,48,48] and ``labels`` [N] in FER-2013 order (0 angry .. 6
 neutral); each image goes through ``FaceClassifier`` (the service's preprocessing).
@@ -10,7 +11,18 @@ names); audio (WAV/FLAC, any rate, mono or multi-channel) is resampled to 16 kHz
 clip with ``VoiceClassifier.classify_clip``; clips without speech count as ``neutral`` predictions
 and are reported as ``no_speech``.
 
-The last line of stdout is one JSON object: n, accuracy, balanced_accuracy, per_class_recall,
+sounds: DIR holds ``index.csv`` with columns ``file`` and ``kind`` (speech, scream, cry, moan,
+other_vocal, background); audio (WAV, FLAC or Ogg/Opus, any rate and channels) goes through the
+service's own voice stage (``edge.service.load_voice_stage`` with the default config: webrtcvad, the
+sound-event model on 1 s windows every 0.5 s, the speech-emotion model on what it calls speech)
+followed by 1 s of silence, as if played to the box one clip at a time. The last line is one JSON
+object: n, distress_auc (clip score: the highest vocal-distress score the box reaches on the clip;
+positives scream, cry, moan), distress_recall and false_alarm_rate (distress clips, and all others,
+with at least one half-second the box counts as distress sound at its shipped ``flag_threshold``),
+per_kind (n, flagged, mean score, share of windows per sound class), speech_recall (speech clips
+whose audio reached the speech-emotion model), ms_per_audio_s (the whole voice stage), models.
+
+For face and voice, the last line of stdout is one JSON object: n, accuracy, balanced_accuracy, per_class_recall,
 support, confusion (7x7, canonical order, rows true), ms_per_item (classifier call only, file
 reading excluded), model, sha256, backend. Bad input: a one-line error on stderr, exit status 2.
 """
@@ -19,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import dataclasses
 import json
 import math
 import sys
@@ -41,6 +54,8 @@ from scripts.metrics import classification_report  # noqa: E402
 MODELS_DIR = REPO_ROOT / "models_tflite"
 DEFAULT_FACE_MODEL = MODELS_DIR / "face_expression_int8.tflite"
 DEFAULT_VOICE_MODEL = MODELS_DIR / "voice_emotion_int8.tflite"
+DEFAULT_SOUND_MODEL = MODELS_DIR / "sound_events_int8.tflite"
+SOUND_KINDS = ("speech", "scream", "cry", "moan", "other_vocal", "background")
 SAMPLE_RATE = 16000
 FACE_SIZE = 48
 MAKE_SETS = "python scripts/make_eval_sets.py --data ../shared/data --out DIR"
@@ -153,14 +168,16 @@ def load_voice_index(folder: Path) -> list[tuple[Path, int]]:
 
 
 def read_audio_16k(path: Path) -> np.ndarray:
-    """Any WAV/FLAC -> float32 mono at 16 kHz (channels averaged, polyphase resampling)."""
+    """Any WAV/FLAC/Ogg -> float32 mono at 16 kHz (channels averaged, polyphase resampling)."""
     import soundfile as sf
     from scipy.signal import resample_poly
 
     try:
         audio, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except (RuntimeError, sf.LibsndfileError, OSError) as exc:
-        raise EvalInputError(f"audio file {path} cannot be read ({exc}); convert it to WAV or FLAC") from None
+        raise EvalInputError(f"audio file {path} cannot be read ({exc}); convert it to WAV, FLAC or Ogg/Opus") from None
+    if audio.size == 0:
+        raise EvalInputError(f"audio file {path} holds no samples; remove it from the index or replace it")
     mono = audio.mean(axis=1)
     if rate != SAMPLE_RATE:
         g = math.gcd(int(rate), SAMPLE_RATE)
@@ -203,6 +220,121 @@ def evaluate_voice(folder: Path, model: Path, num_threads: int = 1,
     return {**result, **_model_fields(clf, model)}
 
 
+# ---------------------------------------------------------------------------------------- sounds
+
+def load_sound_index(folder: Path) -> list[tuple[Path, str]]:
+    """Validated [(audio path, kind)] from DIR/index.csv (columns file, kind)."""
+    rows = _read_index(folder, ("file", "kind"), MAKE_SETS)
+    items = []
+    for line, row in rows:
+        kind = (row["kind"] or "").strip()
+        if kind not in SOUND_KINDS:
+            raise EvalInputError(f"{folder / 'index.csv'} line {line}: kind {kind!r} is not one of "
+                                 f"{', '.join(SOUND_KINDS)}; fix the `kind` column")
+        items.append((_index_file(folder, row, line), kind))
+    return items
+
+
+def _read_index(folder: Path, columns: tuple[str, ...], make: str) -> list[tuple[int, dict[str, str]]]:
+    """(line number, row) of DIR/index.csv, which must exist, parse and have ``columns``."""
+    if not folder.is_dir():
+        raise EvalInputError(f"folder {folder} not found; make one with `{make}`")
+    index = folder / "index.csv"
+    if not index.is_file():
+        raise EvalInputError(f"{index} not found; the folder needs an index.csv with columns {', '.join(columns)}")
+    try:
+        with open(index, newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            have = reader.fieldnames or []
+            rows = list(reader)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise EvalInputError(f"{index} cannot be read as CSV ({exc}); write it as UTF-8 CSV "
+                             "with a header row") from None
+    missing = [c for c in columns if c not in have]
+    if missing:
+        raise EvalInputError(f"{index} lacks column(s) {', '.join(missing)} (has: {', '.join(have) or 'none'}); "
+                             f"add a header row with at least {','.join(columns)}")
+    if not rows:
+        raise EvalInputError(f"{index} has no rows; list at least one clip")
+    return list(enumerate(rows, start=2))
+
+
+def _index_file(folder: Path, row: dict[str, str], line: int) -> Path:
+    path = folder / (row["file"] or "")
+    if not row["file"] or not path.is_file():
+        raise EvalInputError(f"{folder / 'index.csv'} line {line}: audio file {path} not found; fix the `file` "
+                             "column (paths are relative to the index folder)")
+    return path
+
+
+def hear_clip(stage: Any, tracker: Any, audio: np.ndarray) -> dict[str, Any]:
+    """Play one clip (then 1 s of silence) into a voice stage as the microphone would, in 100 ms
+    blocks; feed each hop's sound to ``tracker``. Returns the clip's score, whether any hop was
+    flagged, whether speech reached the emotion model, and each hop's likeliest sound."""
+    pcm = (np.clip(np.concatenate([audio, np.zeros(SAMPLE_RATE, np.float32)]), -1, 1) * 32767).astype(np.int16)
+    block = SAMPLE_RATE // 10
+    score, flagged, reached, labels = 0.0, False, False, []
+    for k in range(0, len(pcm), block):
+        chunk = pcm[k:k + block]
+        for reading, t, detail in stage.feed(chunk, (k + len(chunk)) / SAMPLE_RATE):
+            reached = reached or reading is not None
+            if detail.get("sound") is None:
+                tracker.observe_quiet(t)
+                labels.append("background")
+                continue
+            hop = tracker.observe(detail["sound"], t)
+            score, flagged = max(score, hop.score), flagged or hop.flagged
+            labels.append(hop.label)
+    return {"score": score, "flagged": flagged, "speech_reached": reached, "labels": labels}
+
+
+def evaluate_sounds(folder: Path, model: Path, voice_model: Path, num_threads: int = 1) -> dict[str, Any]:
+    from edge.config import Config, VoiceConfig
+    from edge.inference.sound_events import SOUND_CLASSES
+    from edge.service import load_voice_stage
+    from edge.vocal_distress import VocalDistressTracker
+    from scripts.metrics import auc
+
+    items = load_sound_index(folder)
+    cfg = Config(voice=VoiceConfig(model=str(voice_model.resolve()), sound_model=str(model.resolve())))
+    cfg = dataclasses.replace(cfg, service=dataclasses.replace(cfg.service, inference_threads=num_threads))
+    results: list[tuple[str, dict[str, Any]]] = []
+    audio_s = busy_ms = 0.0
+    stage = None
+    for path, kind in items:
+        audio = read_audio_16k(path)
+        stage = load_voice_stage(cfg) if stage is None else stage
+        stage.reset()
+        tracker = VocalDistressTracker(cfg.vocal_distress, clock=lambda: 0.0)
+        results.append((kind, hear_clip(stage, tracker, audio)))
+    if stage is not None:
+        audio_s, busy_ms = stage.audio_s, stage.busy_ms
+    distress = [r["score"] for k, r in results if k in ("scream", "cry", "moan")]
+    others = [r["score"] for k, r in results if k not in ("scream", "cry", "moan")]
+    per_kind: dict[str, Any] = {}
+    for kind in SOUND_KINDS:
+        rs = [r for k, r in results if k == kind]
+        if not rs:
+            continue
+        labels = [lab for r in rs for lab in r["labels"]]
+        per_kind[kind] = {"n": len(rs), "flagged": sum(r["flagged"] for r in rs),
+                          "mean_score": round(float(np.mean([r["score"] for r in rs])), 4),
+                          "windows": {c: round(labels.count(c) / max(1, len(labels)), 3) for c in SOUND_CLASSES}}
+    speech = [r for k, r in results if k == "speech"]
+    models = getattr(stage, "models", [])
+    return {"task": "sounds", "input": str(folder), "n": len(results),
+            "distress_auc": auc(np.array(distress), np.array(others)),
+            "distress_recall": (sum(r["flagged"] for k, r in results if k in ("scream", "cry", "moan"))
+                                / len(distress)) if distress else None,
+            "false_alarm_rate": (sum(r["flagged"] for k, r in results if k not in ("scream", "cry", "moan"))
+                                 / len(others)) if others else None,
+            "flag_threshold": cfg.vocal_distress.flag_threshold,
+            "per_kind": per_kind,
+            "speech_recall": (sum(r["speech_reached"] for r in speech) / len(speech)) if speech else None,
+            "audio_s": round(audio_s, 2), "ms_per_audio_s": round(busy_ms / max(audio_s, 1e-9), 3),
+            "models": [{"name": m.get("name"), "file": m.get("file"), "sha256": m.get("sha256")} for m in models]}
+
+
 # ------------------------------------------------------------------------------------------ CLI
 
 def _model_fields(clf: Any, path: Path) -> dict[str, Any]:
@@ -237,10 +369,20 @@ def main(argv: list[str] | None = None,
     voice = sub.add_parser("voice", help="speech-emotion model on a folder with index.csv")
     voice.add_argument("--dir", type=Path, required=True, help="folder holding index.csv and audio")
     voice.add_argument("--model", type=Path, default=DEFAULT_VOICE_MODEL)
-    for p in (face, voice):
+    sounds = sub.add_parser("sounds", help="sound-event stage and vocal distress on a folder with index.csv (file, kind)")
+    sounds.add_argument("--dir", type=Path, required=True, help="folder holding index.csv and audio")
+    sounds.add_argument("--model", type=Path, default=DEFAULT_SOUND_MODEL, help="sound-event model")
+    sounds.add_argument("--voice-model", type=Path, default=DEFAULT_VOICE_MODEL, help="speech-emotion model")
+    for p in (face, voice, sounds):
         p.add_argument("--threads", type=int, default=1, help="TFLite interpreter threads")
     args = ap.parse_args(argv)
     try:
+        if args.task == "sounds":
+            result = evaluate_sounds(args.dir, args.model, args.voice_model, args.threads)
+            for kind, k in result["per_kind"].items():
+                print(f"  {kind:<12} n {k['n']:>5}  flagged {k['flagged']:>5}  mean score {k['mean_score']:.3f}")
+            print(json.dumps(result))
+            return 0
         if args.task == "face":
             result = evaluate_face(args.npz, args.model, args.threads, make_face_classifier)
         else:

@@ -8,6 +8,11 @@ Writes into DIR (which must not be a tracked part of the repository):
 - ``fer_publictest_original.npz``: every PublicTest row with its original FER-2013 label.
 - ``ravdess_17_20/``: ``index.csv`` (the shared index's rows for actors 17-20) and symlinks
   ``Actor_NN`` to the shared folders, so ``file`` paths resolve without copying any audio.
+- ``sounds_deeply_speech/`` and ``sounds_emogator/`` for ``evaluate.py sounds``: ``index.csv``
+  (file, kind, source) over the validation speakers of ``scripts/sound_data.py`` (never trained
+  on), with a symlink ``data`` to the shared folder. The first: every Deeply clip plus RAVDESS
+  actors 17-20; the second: EmoGator pain and distress bursts against amused, relieved, contented,
+  neutral, ecstatic and desirous ones.
 """
 
 from __future__ import annotations
@@ -89,6 +94,30 @@ def ravdess_set(src: Path, out: Path) -> int:
     return len(rows)
 
 
+def sound_sets(data: Path, out: Path) -> dict[str, int]:
+    from scripts.sound_data import EMOGATOR_PLEASANT, index_clips, is_val
+
+    clips = [c for c in index_clips(data) if is_val(c)]
+    emogator = {f"emogator/{c}" for c in ("Pain", "Distress", *EMOGATOR_PLEASANT)}
+    sets = {"sounds_deeply_speech": [c for c in clips if c.source.startswith(("deeply/", "ravdess/"))],
+            "sounds_emogator": [c for c in clips if c.source in emogator]}
+    counts = {}
+    for name, members in sets.items():
+        dest = out / name
+        dest.mkdir(parents=True, exist_ok=True)
+        link = dest / "data"
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        link.symlink_to(data.resolve(), target_is_directory=True)
+        with open(dest / "index.csv", "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["file", "kind", "source"])
+            for c in members:
+                writer.writerow([f"data/{c.path.resolve().relative_to(data.resolve())}", c.kind, c.source])
+        counts[name] = len(members)
+    return counts
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True, help="the shared data folder (../shared/data)")
@@ -101,11 +130,13 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         counts = fer_sets(args.data / FER_FILE, args.out)
         counts["ravdess_17_20"] = ravdess_set(args.data / RAVDESS_DIR, args.out)
+        counts.update(sound_sets(args.data, args.out))
     except SetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     targets = {"fer_publictest_ferplus": "fer_publictest_ferplus.npz",
-               "fer_publictest_original": "fer_publictest_original.npz", "ravdess_17_20": "ravdess_17_20/"}
+               "fer_publictest_original": "fer_publictest_original.npz", "ravdess_17_20": "ravdess_17_20/",
+               "sounds_deeply_speech": "sounds_deeply_speech/", "sounds_emogator": "sounds_emogator/"}
     for name, n in counts.items():
         print(f"{name}: {n} items -> {args.out / targets[name]}")
     return 0

@@ -30,3 +30,15 @@ def classification_report(y_true: np.ndarray, y_pred: np.ndarray,
         "support": {names[i]: int(support[i]) for i in range(n_labels)},
         "confusion": conf.tolist(),
     }
+
+
+def auc(pos: np.ndarray, neg: np.ndarray) -> float:
+    """Area under the ROC curve: the chance that a positive scores above a negative (ties count
+    half); nan when either side is empty."""
+    from scipy.stats import rankdata
+
+    pos, neg = np.asarray(pos, float), np.asarray(neg, float)
+    if len(pos) == 0 or len(neg) == 0:
+        return float("nan")
+    ranks = rankdata(np.concatenate([pos, neg]))
+    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))

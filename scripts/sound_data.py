@@ -10,7 +10,9 @@ Mapping (``../shared/data``):
 - ``moan``: Deeply ``moaning``; EmoGator ``Pain`` (groans, "ow").
 - ``other_vocal``: the other twelve Deeply classes (laughing, coughing, sneezing, sighing, yawning,
   panting, throat clearing, nose blowing, lip, tongue and teeth noises) and every other EmoGator
-  category (amusement, relief, contentment, neutral, ...).
+  category (amusement, relief, contentment, neutral, ...), except the negative-valence ones in
+  ``EMOGATOR_LEFT_OUT``, which train neither side (a disappointed groan is no call for help, yet
+  sounds like one).
 - ``background``: synthetic, made here (``synth_background``).
 
 Validation speakers never train: RAVDESS actors 17-20, and the Deeply speakers and EmoGator
@@ -29,6 +31,12 @@ import numpy as np
 SR = 16000
 DEEPLY_KIND = {"screaming": "scream", "crying": "cry", "moaning": "moan"}   # others: other_vocal
 EMOGATOR_KIND = {"Fear": "scream", "Distress": "scream", "Sadness": "cry", "Pain": "moan"}
+# other negative-valence EmoGator categories overlap distress sounds (a "Disappointment" groan, a
+# "Sympathy" whimper) without being a patient's call for help: they train neither side
+EMOGATOR_LEFT_OUT = ("Anger", "Contempt", "Disappointment", "Disgust", "Embarrassment", "Guilt", "Shame",
+                     "Surprise_Negative", "Sympathy")
+# pleasant categories the EmoGator test uses as negatives: each gets its own sampling share
+EMOGATOR_PLEASANT = ("Amusement", "Relief", "Contentment", "Neutral", "Ecstasy", "Desire")
 VAL_ACTORS = (17, 20)       # RAVDESS actors 17..20 validate, as for the speech model
 
 
@@ -58,6 +66,8 @@ def index_clips(data_dir: Path) -> list[Clip]:
         clips.append(Clip(path, DEEPLY_KIND.get(cls, "other_vocal"), f"deeply/{cls}", "d:" + path.name.split("_")[0]))
     for path in sorted((bursts / "emogator").glob("*/*.opus")):
         cat = path.parent.name
+        if cat in EMOGATOR_LEFT_OUT:
+            continue
         clips.append(Clip(path, EMOGATOR_KIND.get(cat, "other_vocal"), f"emogator/{cat}",
                           "e:" + path.name.split("-")[0]))
     with open(ravdess / "index.csv", newline="") as fh:

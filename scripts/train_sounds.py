@@ -48,8 +48,16 @@ from edge.inference.sound_events import (  # noqa: E402
     sound_windows,
 )
 from edge.vocal_distress import clip_distress_score  # noqa: E402
-from scripts.metrics import classification_report  # noqa: E402
-from scripts.sound_data import SR, Clip, index_clips, is_val, load_audio, synth_background  # noqa: E402
+from scripts.metrics import auc, classification_report  # noqa: E402
+from scripts.sound_data import (  # noqa: E402
+    EMOGATOR_PLEASANT,
+    SR,
+    Clip,
+    index_clips,
+    is_val,
+    load_audio,
+    synth_background,
+)
 from scripts.train_voice import add_at_snr, babble, reverb, spec_augment, speed  # noqa: E402
 from scripts.training import (  # noqa: E402
     RunFolder,
@@ -63,8 +71,6 @@ from scripts.training import (  # noqa: E402
 
 STEM = "sound_events"
 BACKGROUND = SOUND_CLASSES.index("background")
-# EmoGator categories that the issue's "pleasant" negatives name (AUC against pain + distress)
-EMOGATOR_PLEASANT = ("Amusement", "Relief", "Contentment", "Neutral", "Ecstasy", "Desire")
 SENTENCES = (
     "Could you please pass me the water, my mouth is dry.",
     "The doctor said she would come back after lunch.",
@@ -187,8 +193,8 @@ def render(x: np.ndarray, kind: str, speech_pool: list[np.ndarray], rng: np.rand
 
 def group_weights(clips: list[Clip]) -> dict[str, np.ndarray]:
     """Per class, the sampling probability of each training clip: each source group (a Deeply class,
-    an EmoGator category, RAVDESS, espeak) gets an equal share of its class, except EmoGator's many
-    other_vocal categories, which share six group shares between them."""
+    an EmoGator category, RAVDESS, espeak) gets an equal share of its class, except EmoGator's other
+    categories outside ``EMOGATOR_PLEASANT``, which share three group shares between them."""
     out = {}
     for kind in SOUND_CLASSES:
         idx = [i for i, c in enumerate(clips) if c.kind == kind]
@@ -197,11 +203,12 @@ def group_weights(clips: list[Clip]) -> dict[str, np.ndarray]:
         groups: dict[str, list[int]] = {}
         for i in idx:
             src = clips[i].source
-            key = "emogator/other" if kind == "other_vocal" and src.startswith("emogator/") else \
+            key = "emogator/other" if (kind == "other_vocal" and src.startswith("emogator/")
+                                       and src[len("emogator/"):] not in EMOGATOR_PLEASANT) else \
                 ("ravdess" if src.startswith("ravdess/") else src)
             groups.setdefault(key, []).append(i)
         w = np.zeros(len(clips))
-        share = {k: (6.0 if k == "emogator/other" else 1.0) for k in groups}
+        share = {k: (3.0 if k == "emogator/other" else 1.0) for k in groups}
         total = sum(share.values())
         for k, members in groups.items():
             w[members] = share[k] / total / len(members)
@@ -258,24 +265,6 @@ def build_model(tf, width: int = 16):
 
 
 # ------------------------------------------------------------------------------------ validation
-
-def auc(pos: np.ndarray, neg: np.ndarray) -> float:
-    """Area under the ROC curve (ties count half)."""
-    pos, neg = np.asarray(pos, float), np.asarray(neg, float)
-    if len(pos) == 0 or len(neg) == 0:
-        return float("nan")
-    order = np.argsort(np.concatenate([pos, neg]), kind="mergesort")
-    ranks = np.empty(len(order))
-    allv = np.concatenate([pos, neg])[order]
-    i = 0
-    while i < len(allv):    # average ranks over ties
-        j = i
-        while j + 1 < len(allv) and allv[j + 1] == allv[i]:
-            j += 1
-        ranks[order[i:j + 1]] = (i + j) / 2 + 1
-        i = j + 1
-    return float((ranks[: len(pos)].sum() - len(pos) * (len(pos) + 1) / 2) / (len(pos) * len(neg)))
-
 
 def val_windows(audio: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     feats, owner = [], []

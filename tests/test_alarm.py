@@ -506,3 +506,57 @@ async def test_serve_end_to_end_states_ack_and_stop():
     stop.set()
     await asyncio.wait_for(task, 5)
     assert hub.states.subscribers == 0
+
+
+# ------------------------------------------------------------------------------- vocal distress
+
+def vocal(present: bool, distress: float = 0.1) -> EmotionState:
+    s = state(distress)
+    return dataclasses.replace(s, sounds={"now": "scream" if present else "speech", "shares": {},
+                                          "vocal_distress": {"present": present, "scream_s": 3.0 if present else 0.0,
+                                                             "distress_sound_s": 3.0 if present else 0.0,
+                                                             "window_s": 30.0, "score": 0.9, "heard": "scream"}})
+
+
+def test_vocal_distress_raises_its_own_alarm_and_latches() -> None:
+    r = Rig()
+    r.feed(vocal(False), 5)
+    got = r.feed(vocal(True), 1)
+    assert [(e.kind, e.condition, e.priority) for e in got] == [("raised", "vocal_distress", "medium")]
+    assert got[0].detail["heard"] == "scream" and got[0].detail["reason"] == "distress_sounds"
+    assert r.m.signal(r.clock.t).audio == "medium"
+    snap = r.m.snapshot(r.clock.t)
+    assert snap["condition"] == "vocal_distress" and snap["vocal_distress_present"]
+    r.feed(vocal(False), 30)                    # the sounds stop: latched until someone comes
+    assert [a.condition for a in r.m.active] == ["vocal_distress"] and not r.m.active[0].present
+    got = r.m.acknowledge("web:nurse", now=r.clock.t)
+    assert [e.kind for e in got] == ["acknowledged", "cleared"] and not r.m.active
+
+
+def test_vocal_distress_escalates_when_nobody_comes_and_resounds_after_silence() -> None:
+    r = Rig(t_escalate_s=60.0, ack_silence_s=30.0)
+    r.feed(vocal(True), 61)
+    assert r.m.active[0].priority == "high"
+    assert any(e.kind == "escalated" and e.condition == "vocal_distress" for e in r.events)
+    r.m.acknowledge("button", now=r.clock.t)
+    assert r.m.signal(r.clock.t).audio is None
+    got = r.feed(vocal(True), 31)
+    assert any(e.kind == "resounded" for e in got) and r.m.signal(r.clock.t).audio == "high"
+
+
+def test_vocal_and_face_distress_share_the_fatigue_rules() -> None:
+    r = Rig(min_realarm_interval_s=60.0, t_on_s=1.0, latching=False)
+    r.feed(state(0.9), 3)                                  # face distress raised
+    r.feed(state(0.1), 15)                                 # passes (not latching): cleared
+    assert not r.m.active
+    got = r.feed(vocal(True), 10)                          # screaming 18 s after the last alarm
+    assert not any(e.kind == "raised" for e in got)
+    got = r.feed(vocal(True), 50)
+    raised = [e for e in got if e.kind == "raised"]
+    assert len(raised) == 1 and raised[0].detail["delayed_by"] == "min_realarm_interval"
+
+
+def test_vocal_distress_without_sound_stage_never_raises() -> None:
+    r = Rig()
+    r.feed(state(0.1), 60)
+    assert not r.events and r.m.snapshot(r.clock.t)["vocal_distress_present"] is False

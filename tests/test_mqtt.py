@@ -231,8 +231,10 @@ def test_discovery_configs(tmp_path: Path) -> None:
     topics = Topics.from_config(cfg)
     msgs = dict(discovery_messages(cfg, topics))
     assert set(msgs) == {f"homeassistant/{c}/{DEVICE}/{o}/config" for c, o in
-                         [("sensor", "label"), ("sensor", "distress"), ("binary_sensor", "alarm"),
-                          ("button", "acknowledge")]}
+                         [("sensor", "label"), ("sensor", "distress"), ("sensor", "sound"),
+                          ("binary_sensor", "alarm"), ("button", "acknowledge")]}
+    sound = json.loads(msgs[f"homeassistant/sensor/{DEVICE}/sound/config"])
+    assert sound["state_topic"] == f"{BASE}/state" and "sounds.now" in sound["value_template"]
     button = json.loads(msgs[f"homeassistant/button/{DEVICE}/acknowledge/config"])
     assert button["command_topic"] == f"{BASE}/command"
     assert parse_command(button["payload_press"]).by == "home-assistant"
@@ -482,13 +484,13 @@ async def test_home_assistant_discovery_and_resend_on_online(broker: Broker, tmp
     obs = Observer()
     configs = "homeassistant/+/+/+/config"
     async with obs.connect(broker.port, configs) as client, running(hub):
-        await obs.wait_until(lambda: len(obs.messages) >= 4)
+        await obs.wait_until(lambda: len(obs.messages) >= 5)
         first = {t: json.loads(p) for t, p, _, _ in obs.messages}
         assert first[f"homeassistant/binary_sensor/{DEVICE}/alarm/config"]["state_topic"] == f"{BASE}/alarm"
         assert first[f"homeassistant/sensor/{DEVICE}/distress/config"]["device"]["suggested_area"] == "Ward 3"
         await client.publish("homeassistant/status", "online", qos=1)
-        await obs.wait_until(lambda: len(obs.messages) >= 8)
-        assert {t for t, *_ in obs.messages[4:]} == set(first)
+        await obs.wait_until(lambda: len(obs.messages) >= 10)
+        assert {t for t, *_ in obs.messages[5:]} == set(first)
         button = first[f"homeassistant/button/{DEVICE}/acknowledge/config"]
         await client.publish(button["command_topic"], button["payload_press"], qos=1)   # press it
         await asyncio.wait_for(called.wait(), TIMEOUT)

@@ -164,7 +164,7 @@ def alarm_payload(hub: Hub) -> str:
 
 
 def discovery_messages(config: Config, topics: Topics) -> list[tuple[str, str]]:
-    """(topic, payload) of the Home Assistant discovery configs: label and distress sensors, the
+    """(topic, payload) of the Home Assistant discovery configs: label, distress and sound sensors, the
     alarm binary_sensor and the acknowledge button, all on one device."""
     device_id = config.service.device_id
     node = _NODE_RE.sub("_", device_id)
@@ -195,6 +195,12 @@ def discovery_messages(config: Config, topics: Topics) -> list[tuple[str, str]]:
             "name": "Distress", "icon": "mdi:heart-pulse", "state_class": "measurement",
             "suggested_display_precision": 2,
             "state_topic": topics.state, "value_template": "{{ value_json.distress }}",
+        }),
+        ("sensor", "sound", {
+            "name": "Sound", "icon": "mdi:ear-hearing",
+            "state_topic": topics.state, "value_template": "{{ value_json.sounds.now | default('none') }}",
+            "json_attributes_topic": topics.state,
+            "json_attributes_template": "{{ value_json.sounds.shares | default({}) | tojson }}",
         }),
         ("binary_sensor", "alarm", {
             "name": "Alarm", "device_class": "problem",

@@ -117,6 +117,26 @@
       var p = st && st.probs ? (st.probs[name] || 0) : 0;
       probs.appendChild(barRow('bar', labelText(name), p, pct(p), LABEL_COLORS[name]));
     });
+    renderSounds(st && st.sounds);
+  }
+  // what the microphone hears: the current sound and each sound's share of the last minute
+  var SOUND_COLORS = { speech: '#2563eb', scream: '#b91c1c', cry: '#c2410c', moan: '#a16207',
+                       other: '#6b7280', quiet: '#9ca3af' };
+  function renderSounds(snd) {
+    var box = $('sounds');
+    box.textContent = '';
+    var now = snd && snd.now;
+    $('sound-now').textContent = now ? '· ' + t('snd_' + now) : '';
+    $('sound-now').className = 'sound-now' + (now === 'scream' || now === 'cry' || now === 'moan' ? ' sound-distress' : '');
+    Object.keys(SOUND_COLORS).forEach(function (name) {
+      var p = snd && snd.shares ? (snd.shares[name] || 0) : 0;
+      box.appendChild(barRow('bar', t('snd_' + name), p, pct(p), SOUND_COLORS[name]));
+    });
+    var vd = snd && snd.vocal_distress;
+    if (vd) {
+      box.appendChild(el('div', 'muted small', t('vocal_distress_line', {
+        scream: vd.scream_s || 0, distress: vd.distress_sound_s || 0, w: vd.window_s || 0 })));
+    }
   }
 
   // ------------------------------------------------------------------ alarm banner
