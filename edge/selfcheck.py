@@ -343,6 +343,9 @@ def _model_specs(cfg: Config) -> Iterator[tuple[str, bool, str, str, Path, dict[
     yield ("face_expression", cfg.face.enabled, "edge.inference.face", "FaceClassifier",
            cfg.model_path(cfg.face.model), {"num_threads": threads},
            lambda m: m.classify(np.zeros((48, 48), np.uint8)))
+    yield ("sound_events", cfg.voice.enabled, "edge.inference.sound_events", "SoundClassifier",
+           cfg.model_path(cfg.voice.sound_model), {"num_threads": threads},
+           lambda m: m.model.run(np.zeros((1, *m.model.input_shape[1:]), np.float32)))
     yield ("voice", cfg.voice.enabled, "edge.inference.voice", "VoiceClassifier",
            cfg.model_path(cfg.voice.model), {"num_threads": threads, "aggressiveness": cfg.voice.vad_aggressiveness},
            lambda m: m.classify_window(np.zeros(int(m.window_s * m.sample_rate), np.float32)))
@@ -360,7 +363,8 @@ def check_models(cfg: Config, runs: int = 10) -> list[CheckResult]:
             if not path.is_file():
                 fix = ("run python scripts/fetch_face_detector.py (deploy/install.sh does this)"
                        if name == "face_detector" else "reinstall the models (deploy/install.sh) or fix "
-                       f"[{'voice' if name == 'voice' else 'face'}] model / [service] models_dir")
+                       f"[{'face' if name.startswith('face') else 'voice'}] "
+                       f"{'sound_model' if name == 'sound_events' else 'model'} / [service] models_dir")
                 raise CheckFailed(f"{path} not found; {fix}")
             t0 = time.perf_counter()
             model = cls(path, **kwargs)

@@ -124,7 +124,11 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     base = config_mod.load(args.config)
-    clips = [c for c in index_clips(args.data) if is_val(c)]
+    try:
+        clips = [c for c in index_clips(args.data) if is_val(c)]
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for name, sources, should_alarm in STREAMS:

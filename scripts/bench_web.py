@@ -44,8 +44,9 @@ from edge.labels import LABELS  # noqa: E402
 
 
 def fake_state(label: str = "neutral", distress: float = 0.1, t: float | None = None,
-               confidence: float = 0.7) -> EmotionState:
-    """A plausible fused state (face live, voice silent) for tests and the fake pipeline."""
+               confidence: float = 0.7, sounds: dict | None = None) -> EmotionState:
+    """A plausible fused state (face live, voice silent; ``sounds`` what the microphone heard) for
+    tests and the fake pipeline."""
     probs = tuple(confidence if name == label else (1 - confidence) / (len(LABELS) - 1) for name in LABELS)
     probs_d = {n: round(p, 4) for n, p in zip(LABELS, probs, strict=True)}
     return EmotionState(
@@ -55,6 +56,7 @@ def fake_state(label: str = "neutral", distress: float = 0.1, t: float | None = 
                              "probs": probs_d, "age_s": 0.1, "present": True},
                     "voice": {"live": False, "weight": 0.0, "present": False}},
         live=("face",),
+        sounds=sounds or {},
     )
 
 

@@ -97,7 +97,10 @@ def ravdess_set(src: Path, out: Path) -> int:
 def sound_sets(data: Path, out: Path) -> dict[str, int]:
     from scripts.sound_data import EMOGATOR_PLEASANT, index_clips, is_val
 
-    clips = [c for c in index_clips(data) if is_val(c)]
+    try:
+        clips = [c for c in index_clips(data) if is_val(c)]
+    except FileNotFoundError as exc:
+        raise SetError(str(exc)) from None
     emogator = {f"emogator/{c}" for c in ("Pain", "Distress", *EMOGATOR_PLEASANT)}
     sets = {"sounds_deeply_speech": [c for c in clips if c.source.startswith(("deeply/", "ravdess/"))],
             "sounds_emogator": [c for c in clips if c.source in emogator]}

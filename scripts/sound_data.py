@@ -54,12 +54,12 @@ def is_val_speaker(speaker: str) -> bool:
 
 
 def index_clips(data_dir: Path) -> list[Clip]:
-    """Every shared clip with its class, source and speaker; raises naming the missing folder."""
+    """Every shared clip with its class, source and speaker; FileNotFoundError names a missing folder."""
     bursts = data_dir / "vocal_bursts"
     ravdess = data_dir / "ravdess"
     for folder in (bursts / "nonverbal", bursts / "emogator", ravdess):
         if not folder.is_dir():
-            raise SystemExit(f"error: {folder} not found; pass --data pointing at the shared data folder")
+            raise FileNotFoundError(f"{folder} not found; pass --data pointing at the shared data folder")
     clips: list[Clip] = []
     for path in sorted((bursts / "nonverbal").glob("*/*.flac")):
         cls = path.parent.name

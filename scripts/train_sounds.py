@@ -241,7 +241,7 @@ def epoch_bank(clips: list[Clip], audio: list[np.ndarray], weights: dict[str, np
 # --------------------------------------------------------------------------------------- model
 
 def build_model(tf, width: int = 16):
-    """Four 3x3 conv stages over the 98x40 log-mel window, average + max pooling, softmax."""
+    """Four 3x3 conv stages over the 99x40 log-mel window, average + max pooling, softmax."""
     layers = tf.keras.layers
     reg = tf.keras.regularizers.l2(1e-4)
 
@@ -251,7 +251,7 @@ def build_model(tf, width: int = 16):
         return layers.ReLU()(x)
 
     inp = layers.Input(SOUND_FEATURE_SHAPE, name="logmel")
-    x = conv_bn(inp, width)                  # 98x40
+    x = conv_bn(inp, width)                  # 99x40
     x = layers.MaxPooling2D(2)(x)            # 49x20
     x = conv_bn(x, width * 2)
     x = layers.MaxPooling2D(2)(x)            # 24x10
@@ -304,7 +304,10 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     tf = start_tensorflow(args)
     t0 = time.time()
-    all_clips = index_clips(Path(args.data))
+    try:
+        all_clips = index_clips(Path(args.data))
+    except FileNotFoundError as exc:
+        raise SystemExit(f"error: {exc}") from None
     train = [c for c in all_clips if not is_val(c)]
     val = [c for c in all_clips if is_val(c)]
     if args.limit:

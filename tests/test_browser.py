@@ -188,6 +188,12 @@ async def chromium(tmp_path: Path) -> AsyncIterator[CDP]:
             await proc.wait()
 
 
+SCREAMING = {"now": "scream", "shares": {"speech": 0.4, "scream": 0.35, "cry": 0.0, "moan": 0.0, "other": 0.05,
+                                         "quiet": 0.2},
+             "vocal_distress": {"present": True, "scream_s": 6.5, "distress_sound_s": 7.0, "window_s": 30.0,
+                                "score": 0.91, "heard": "scream"}}
+
+
 def seed_history(hub: Hub, now: float) -> None:
     """30 minutes of timeline and a few past alarm events, as a running box would have."""
     store = store_mod.attached(hub)
@@ -250,8 +256,11 @@ async def test_page_in_real_browser(tmp_path: Path) -> None:
             await page.wait("location.pathname === '/' && document.getElementById('conn').classList.contains('on')")
             await page.wait("document.getElementById('tile-label').textContent === 'Neutral'")
 
-            hub.states.publish(bench_web.fake_state("fear", 0.72, t=hub.clock()))
+            hub.states.publish(bench_web.fake_state("fear", 0.72, t=hub.clock(), sounds=SCREAMING))
             await page.wait("document.getElementById('tile-label').textContent === 'Fear'")
+            assert await page.eval("document.getElementById('sound-now').textContent") == "· Screaming"
+            assert await page.eval("document.querySelectorAll('#sounds .bar').length") == 6
+            assert "35%" in await page.eval("document.getElementById('sounds').textContent")
             assert await page.eval("document.getElementById('tile-distress').textContent") == "0.72"
             assert await page.eval("document.getElementById('tile').className") == "tile lab-fear"
 
@@ -275,12 +284,13 @@ async def test_page_in_real_browser(tmp_path: Path) -> None:
             acked.clear()
             alarm.clear()
             alarm.raise_alarm(priority="medium", distress=0.6)
-            hub.states.publish(bench_web.fake_state("sad", 0.61, t=hub.clock()))
+            hub.states.publish(bench_web.fake_state("sad", 0.61, t=hub.clock(), sounds=SCREAMING))
             fr = await new_page(cdp, "fr")
             await fr.goto(base + "/")
             await fr.wait("document.documentElement.lang === 'fr' && "
                           "document.getElementById('conn').classList.contains('on')")
             await fr.wait("document.getElementById('tile-label').textContent === 'Tristesse'")
+            assert await fr.eval("document.getElementById('sound-now').textContent") == "· Cris"
             assert await fr.eval("document.getElementById('tile-distress').textContent") == "0,61"
             await fr.wait("!document.getElementById('alarm').hidden && "
                           "document.getElementById('ack').textContent === 'Acquitter'")

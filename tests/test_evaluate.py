@@ -287,6 +287,16 @@ def fake_shared_data(root: Path) -> Path:
             w.writerow([f"Actor_{actor:02d}/a.wav", actor, "happy"])
     for actor in (18, 19):
         (rav / f"Actor_{actor:02d}").mkdir()
+    # vocal bursts: V002 and V006 are validation speakers (CRC-32 % 5 == 0), V000 trains
+    for folder, name in (("nonverbal/screaming", "V002_11_2_0_30_0_0_0.flac"),
+                         ("nonverbal/laughing", "V006_3_2_0_30_0_0_0.flac"),
+                         ("nonverbal/laughing", "V000_3_2_0_30_0_0_0.flac")):
+        (root / "vocal_bursts" / folder).mkdir(parents=True, exist_ok=True)
+        sf.write(root / "vocal_bursts" / folder / name, tone(500, 0.5, RATE), RATE)
+    for folder, name in (("Pain", "V002-19-1.opus"), ("Amusement", "V006-2-1.opus"), ("Anger", "V002-3-1.opus")):
+        (root / "vocal_bursts" / "emogator" / folder).mkdir(parents=True, exist_ok=True)
+        sf.write(root / "vocal_bursts" / "emogator" / folder / name, tone(400, 0.5, RATE), RATE,
+                 format="OGG", subtype="OPUS")
     return root
 
 
@@ -309,6 +319,17 @@ def test_make_eval_sets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     capsys.readouterr()
     assert evaluate.main(["voice", "--dir", str(rav)], make_voice_classifier=ToneClassifier) == 0
     assert last_json(capsys.readouterr().out)["n"] == 2
+    # sound sets: validation speakers only, with their kind and source
+    with open(out / "sounds_deeply_speech" / "index.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert sorted((r["kind"], r["source"]) for r in rows) == [
+        ("other_vocal", "deeply/laughing"), ("scream", "deeply/screaming"),
+        ("speech", "ravdess/happy"), ("speech", "ravdess/happy")]
+    assert all((out / "sounds_deeply_speech" / r["file"]).is_file() for r in rows)
+    with open(out / "sounds_emogator" / "index.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert sorted((r["kind"], r["source"]) for r in rows) == [("moan", "emogator/Pain"),
+                                                              ("other_vocal", "emogator/Amusement")]
 
 
 def test_make_eval_sets_refuses_repo_and_missing_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -318,3 +339,60 @@ def test_make_eval_sets_refuses_repo_and_missing_data(tmp_path: Path, capsys: py
     assert not (ROOT / "edge" / "evalsets").exists()
     assert make_eval_sets.main(["--data", str(tmp_path / "none"), "--out", str(tmp_path / "o")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------- sounds
+
+def sound_dir(root: Path) -> Path:
+    """Clips of every kind in the formats the interface promises: WAV, FLAC, Ogg/Opus, any rate, stereo."""
+    (root / "clips").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    rows = [("clips/speech.wav", "speech"), ("clips/scream.flac", "scream"), ("clips/quiet.wav", "background"),
+            ("clips/noise_stereo_44k.wav", "background"), ("clips/cry.opus", "cry")]
+    sf.write(root / "clips" / "speech.wav", voiced_tone(2.0), RATE)
+    sf.write(root / "clips" / "scream.flac", voiced_tone(1.5, f0=600.0), RATE)
+    sf.write(root / "clips" / "quiet.wav", np.zeros(RATE, np.float32), RATE)
+    sf.write(root / "clips" / "noise_stereo_44k.wav", rng.standard_normal((44100, 2)).astype(np.float32) * 0.05, 44100)
+    sf.write(root / "clips" / "cry.opus", voiced_tone(1.0, f0=400.0), RATE, format="OGG", subtype="OPUS")
+    with open(root / "index.csv", "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["file", "kind"])
+        w.writerows(rows)
+    return root
+
+
+def voiced_tone(seconds: float, f0: float = 140.0) -> np.ndarray:
+    t = np.arange(int(seconds * RATE)) / RATE
+    phase = 2 * np.pi * np.cumsum(f0 + 20 * np.sin(2 * np.pi * 3 * t)) / RATE
+    x = sum(np.sin(k * phase) / k for k in range(1, 15)) * (0.5 + 0.5 * np.sin(2 * np.pi * 4 * t)) ** 2
+    return (x / np.abs(x).max() * 0.5).astype(np.float32)
+
+
+def test_sounds_through_the_service_stage(tmp_path: Path) -> None:
+    proc = run_cli("sounds", "--dir", sound_dir(tmp_path / "s"))
+    assert proc.returncode == 0, proc.stderr
+    r = last_json(proc.stdout)
+    assert r["n"] == 5 and set(r["per_kind"]) == {"speech", "scream", "cry", "background"}
+    assert {"distress_auc", "distress_recall", "false_alarm_rate", "speech_recall", "ms_per_audio_s"} <= set(r)
+    assert 0.0 <= r["distress_auc"] <= 1.0 and 0.0 <= r["false_alarm_rate"] <= 1.0
+    quiet = r["per_kind"]["background"]
+    assert quiet["n"] == 2 and quiet["flagged"] == 0
+    assert r["ms_per_audio_s"] > 0 and [m["name"] for m in r["models"]] == ["sound_events", "voice_emotion"]
+    assert all(abs(sum(k["windows"].values()) - 1.0) < 0.01 for k in r["per_kind"].values())
+
+
+def test_sounds_bad_inputs(tmp_path: Path) -> None:
+    assert_bad_input(run_cli("sounds", "--dir", tmp_path / "nope"), "not found", "make_eval_sets.py")
+    folder = sound_dir(tmp_path / "s")
+    (folder / "index.csv").write_text("file,kind\nclips/speech.wav,shouting\n")
+    assert_bad_input(run_cli("sounds", "--dir", folder), "line 2", "'shouting' is not one of", "other_vocal")
+    (folder / "index.csv").write_text("file,emotion\nclips/speech.wav,sad\n")
+    assert_bad_input(run_cli("sounds", "--dir", folder), "lacks column(s) kind")
+    (folder / "index.csv").write_text("file,kind\nclips/gone.wav,cry\n")
+    assert_bad_input(run_cli("sounds", "--dir", folder), "gone.wav not found")
+    (folder / "clips" / "junk.wav").write_bytes(b"RIFF not audio")
+    (folder / "index.csv").write_text("file,kind\nclips/junk.wav,cry\n")
+    assert_bad_input(run_cli("sounds", "--dir", folder), "junk.wav cannot be read")
+    (folder / "index.csv").write_text("file,kind\nclips/speech.wav,speech\n")
+    assert_bad_input(run_cli("sounds", "--dir", folder, "--model", ROOT / "models_tflite" / "voice_emotion_int8.tflite"),
+                     "train_sounds.py")

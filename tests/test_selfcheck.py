@@ -299,9 +299,11 @@ def test_real_models_when_present() -> None:
     needed = [cfg.model_path(cfg.face.detector), cfg.model_path(cfg.face.model)]
     if not all(p.is_file() for p in needed):
         pytest.skip("models_tflite/ lacks the face models (fetch/train them first)")
-    results = by_name(selfcheck.check_models(from_dict({"voice": {"enabled": False}}), runs=2))
+    results = by_name(selfcheck.check_models(Config(), runs=2))
     assert results["model:face_detector"].status == OK
     assert results["model:face_expression"].status == OK
+    assert results["model:sound_events"].status == OK and results["model:sound_events"].details["input"] == [1, 99, 40, 1]
+    assert results["model:voice"].status == OK
 
 
 def test_a_crashing_check_does_not_hide_the_others(media: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:

@@ -30,7 +30,7 @@ SOUND_WINDOW_S = 1.0
 SOUND_HOP_S = 0.5
 SOUND_WINDOW_SAMPLES = int(SOUND_WINDOW_S * SAMPLE_RATE)
 SOUND_HOP_SAMPLES = int(SOUND_HOP_S * SAMPLE_RATE)
-SOUND_FRAMES = 1 + int(round((SOUND_WINDOW_S - FRAME_LEN_S) / FRAME_STEP_S))     # 98
+SOUND_FRAMES = 1 + int(round((SOUND_WINDOW_S - FRAME_LEN_S) / FRAME_STEP_S))     # 99
 SOUND_FEATURE_SHAPE = (SOUND_FRAMES, N_MELS, 1)
 QUIET_DBFS = -55.0        # a window whose loudest 30 ms is below this is background, unclassified
 
