@@ -7,6 +7,13 @@ played as fast as possible; ``--paced`` plays them like a live 15 fps camera and
 last line printed is one JSON object: fps (analysed frames/s), face_ms_p50, face_ms_p95,
 voice_ms_per_audio_s, cpu_percent (of one core), rss_mb, rss_peak_mb, startup_s, ...
 
+``python scripts/bench.py voice [--data ../shared/data] [--rounds 3]``: the cost of the voice path
+per second of audio, today's (webrtcvad decides what is speech) against the sound-event gate's
+(webrtcvad, sound model, speech model on what it calls speech), alternating in one process on the
+same audio: 60 s of held-out RAVDESS speech (actors 17-20) and 60 s of held-out non-verbal vocal
+sounds (Deeply and EmoGator validation speakers). The last line is one JSON object with both
+figures per stream and their ratios.
+
 ``python scripts/bench.py web ...``: the status server benchmark (scripts/bench_web.py).
 """
 
@@ -25,6 +32,7 @@ import subprocess  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -133,8 +141,70 @@ async def bench_pipeline(args: argparse.Namespace) -> dict[str, float | str | No
     return result
 
 
+def voice_streams(data: Path, seconds: float = 60.0) -> dict[str, Any]:
+    """Held-out speech and held-out non-verbal vocal sounds, each ``seconds`` long (16 kHz int16)."""
+    import numpy as np
+
+    from scripts.sound_data import index_clips, is_val, load_audio
+
+    clips = [c for c in index_clips(data) if is_val(c)]
+    rng = np.random.default_rng(0)
+    out = {}
+    for name, keep in (("speech", lambda c: c.kind == "speech"),
+                       ("non-speech vocal sounds", lambda c: c.kind != "speech")):
+        pool = [c for c in clips if keep(c)]
+        parts, total = [], 0
+        for i in rng.permutation(len(pool)):
+            x = load_audio(pool[i].path)
+            parts += [x, np.zeros(int(0.3 * 16000), np.float32)]
+            total += len(x)
+            if total >= seconds * 16000:
+                break
+        out[name] = (np.clip(np.concatenate(parts), -1, 1) * 32767).astype(np.int16)
+    return out
+
+
+def bench_voice(args: argparse.Namespace) -> dict:
+    """ms of voice-stage work per audio second, today's path against the sound-gated one."""
+    import dataclasses
+
+    from edge.config import Config
+    from edge.pipeline import VoiceStage
+    from edge.service import load_voice_stage
+
+    cfg = Config()
+    cfg = dataclasses.replace(cfg, service=dataclasses.replace(cfg.service, inference_threads=1))
+    gated = load_voice_stage(cfg)
+    today = VoiceStage(gated.classify_window, aggressiveness=cfg.voice.vad_aggressiveness, hop_s=cfg.voice.hop_s,
+                       min_speech_s=cfg.voice.min_speech_s, window_s=gated.window / 16000)
+    result: dict = {"rounds": args.rounds}
+    for name, pcm in voice_streams(Path(args.data)).items():
+        ms = {"today": [], "sound_gated": []}
+        for _ in range(args.rounds):
+            for key, stage in (("today", today), ("sound_gated", gated)):
+                stage.reset()
+                busy0, audio0 = stage.busy_ms, stage.audio_s
+                for k in range(0, len(pcm), 1600):    # 100 ms blocks, as the microphone delivers them
+                    stage.feed(pcm[k:k + 1600], (k + 1600) / 16000)
+                ms[key].append((stage.busy_ms - busy0) / (stage.audio_s - audio0))
+        best = {k: min(v) for k, v in ms.items()}
+        result[name] = {"audio_s": round(len(pcm) / 16000, 1),
+                        "today_ms_per_audio_s": round(best["today"], 3),
+                        "sound_gated_ms_per_audio_s": round(best["sound_gated"], 3),
+                        "ratio": round(best["sound_gated"] / best["today"], 3)}
+        print(f"{name:24s} today {best['today']:.2f} ms/s, with the sound gate {best['sound_gated']:.2f} ms/s "
+              f"(x{best['sound_gated'] / best['today']:.2f})", flush=True)
+    return result
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["voice"]:
+        vp = argparse.ArgumentParser(description="voice path cost, today's against the sound-gated one")
+        vp.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))
+        vp.add_argument("--rounds", type=int, default=3, help="alternating runs of each path (best is kept)")
+        print(json.dumps(bench_voice(vp.parse_args(argv[1:]))))
+        return 0
     if argv[:1] == ["web"]:  # every option after `web` belongs to scripts/bench_web.py
         try:
             from scripts.bench_web import main as web_main

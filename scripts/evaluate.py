@@ -2,7 +2,7 @@
 
     python scripts/evaluate.py face  --npz FILE [--model PATH]
     python scripts/evaluate.py voice --dir DIR  [--model PATH]
-    python scripts/evaluate.py sounds --dir DIR [--model PATH] [--voice-model PATH]
+    python scripts/evaluate.py sounds --dir DIR [--model PATH] [--voice-model PATH] [--clips CSV]
 
 face: FILE holds ``images`` uint8 [N,48,48] and ``labels`` [N] in FER-2013 order (0 angry .. 6
 neutral); each image goes through ``FaceClassifier`` (the service's preprocessing).
@@ -288,7 +288,8 @@ def hear_clip(stage: Any, tracker: Any, audio: np.ndarray) -> dict[str, Any]:
     return {"score": score, "flagged": flagged, "speech_reached": reached, "labels": labels}
 
 
-def evaluate_sounds(folder: Path, model: Path, voice_model: Path, num_threads: int = 1) -> dict[str, Any]:
+def evaluate_sounds(folder: Path, model: Path, voice_model: Path, num_threads: int = 1,
+                    clips_csv: Path | None = None) -> dict[str, Any]:
     from edge.config import Config, VoiceConfig
     from edge.inference.sound_events import SOUND_CLASSES
     from edge.service import load_voice_stage
@@ -307,6 +308,13 @@ def evaluate_sounds(folder: Path, model: Path, voice_model: Path, num_threads: i
         stage.reset()
         tracker = VocalDistressTracker(cfg.vocal_distress, clock=lambda: 0.0)
         results.append((kind, hear_clip(stage, tracker, audio)))
+    if clips_csv is not None:
+        with open(clips_csv, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.writer(fh)
+            writer.writerow(["file", "kind", "score", "flagged", "speech_reached", "sounds"])
+            for (path, _), (kind, r) in zip(items, results, strict=True):
+                writer.writerow([path.relative_to(folder), kind, round(r["score"], 4), int(r["flagged"]),
+                                 int(r["speech_reached"]), " ".join(r["labels"])])
     if stage is not None:
         audio_s, busy_ms = stage.audio_s, stage.busy_ms
     distress = [r["score"] for k, r in results if k in ("scream", "cry", "moan")]
@@ -373,12 +381,13 @@ def main(argv: list[str] | None = None,
     sounds.add_argument("--dir", type=Path, required=True, help="folder holding index.csv and audio")
     sounds.add_argument("--model", type=Path, default=DEFAULT_SOUND_MODEL, help="sound-event model")
     sounds.add_argument("--voice-model", type=Path, default=DEFAULT_VOICE_MODEL, help="speech-emotion model")
+    sounds.add_argument("--clips", type=Path, help="also write one CSV row per clip (score, flagged, sounds heard)")
     for p in (face, voice, sounds):
         p.add_argument("--threads", type=int, default=1, help="TFLite interpreter threads")
     args = ap.parse_args(argv)
     try:
         if args.task == "sounds":
-            result = evaluate_sounds(args.dir, args.model, args.voice_model, args.threads)
+            result = evaluate_sounds(args.dir, args.model, args.voice_model, args.threads, args.clips)
             for kind, k in result["per_kind"].items():
                 print(f"  {kind:<12} n {k['n']:>5}  flagged {k['flagged']:>5}  mean score {k['mean_score']:.3f}")
             print(json.dumps(result))

@@ -369,9 +369,13 @@ def voiced_tone(seconds: float, f0: float = 140.0) -> np.ndarray:
 
 
 def test_sounds_through_the_service_stage(tmp_path: Path) -> None:
-    proc = run_cli("sounds", "--dir", sound_dir(tmp_path / "s"))
+    proc = run_cli("sounds", "--dir", sound_dir(tmp_path / "s"), "--clips", tmp_path / "clips.csv")
     assert proc.returncode == 0, proc.stderr
     r = last_json(proc.stdout)
+    with open(tmp_path / "clips.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert [row["file"] for row in rows][:2] == ["clips/speech.wav", "clips/scream.flac"]
+    assert all(0 <= float(row["score"]) <= 1 and row["sounds"] for row in rows)
     assert r["n"] == 5 and set(r["per_kind"]) == {"speech", "scream", "cry", "background"}
     assert {"distress_auc", "distress_recall", "false_alarm_rate", "speech_recall", "ms_per_audio_s"} <= set(r)
     assert 0.0 <= r["distress_auc"] <= 1.0 and 0.0 <= r["false_alarm_rate"] <= 1.0

@@ -1,0 +1,54 @@
+"""The shipped sound-event model end to end on held-out speakers (the shared data, when present),
+the scenario bench, and a training smoke run."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from script_loader import load_script
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO.parent / "shared" / "data"
+NEEDS_DATA = pytest.mark.skipif(not (DATA / "vocal_bursts").is_dir(), reason="needs the shared vocal_bursts data")
+HAS_TF = importlib.util.find_spec("tensorflow") is not None
+
+
+@NEEDS_DATA
+def test_scenario_bench_screaming_alarms_laughing_and_room_sound_do_not() -> None:
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_sounds.py"), "--seconds", "40",
+                           "--only", "screaming", "laughing", "room sound"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["stream"]: r for r in json.loads(proc.stdout.strip().splitlines()[-1])["streams"]}
+    assert rows["screaming"]["conditions"] == ["vocal_distress"] and rows["screaming"]["first_s"] <= 20
+    assert rows["laughing"]["alarms"] == 0 and rows["room sound"]["alarms"] == 0
+
+
+@NEEDS_DATA
+def test_held_out_speakers_through_the_service_path(tmp_path: Path) -> None:
+    make_sets, evaluate = load_script("make_eval_sets"), load_script("evaluate")
+    assert make_sets.main(["--data", str(DATA), "--out", str(tmp_path)]) == 0
+    result = evaluate.evaluate_sounds(tmp_path / "sounds_deeply_speech", evaluate.DEFAULT_SOUND_MODEL,
+                                      evaluate.DEFAULT_VOICE_MODEL)
+    assert result["n"] > 300 and result["distress_auc"] >= 0.9
+    assert result["false_alarm_rate"] <= 0.1 and result["speech_recall"] >= 0.9
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (DATA / "vocal_bursts").is_dir() or not HAS_TF, reason="needs shared data and tensorflow")
+def test_training_smoke(tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    assert load_script("train_sounds").main(["--data", str(DATA), "--out", str(out), "--limit", "120",
+                                             "--epochs", "1", "--steps", "2", "--threads", "1", "--quiet",
+                                             "--no-espeak"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["classes"] == ["speech", "scream", "cry", "moan", "other_vocal", "background"]
+    assert {"auc_deeply_speech", "auc_emogator", "clip_accuracy"} <= set(metrics["int8"])
+    from edge.inference.sound_events import SoundClassifier
+
+    SoundClassifier(out / "sound_events_int8.tflite")
