@@ -89,7 +89,12 @@ def parse_since(text: str | None) -> str | None:
                          "2026-11-01T08:00:00Z") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    try:
+        dt = dt.astimezone(UTC)
+    except OverflowError:   # e.g. 9999-12-31T23:00-05:00 is past the year 9999 in UTC
+        raise ValueError(f"since: {text!r} is out of range once converted to UTC; give a date "
+                         "between 0001-01-02 and 9999-12-30") from None
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _row_to_event(row: sqlite3.Row) -> dict[str, Any]:

@@ -236,3 +236,17 @@ def test_readonly_open_requires_current_schema(tmp_path: Path) -> None:
         EventStore(path, readonly=True)
     EventStore(path).record(ev())
     assert EventStore(path, readonly=True).count_events() == 1
+
+
+@pytest.mark.parametrize("since", ["9999-12-31T23:00:00-05:00", "0001-01-01T00:30:00+01:00"])
+def test_since_out_of_range_after_the_offset_is_a_value_error(tmp_path: Path, since: str,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ValueError, match="out of range once converted to UTC"):
+        parse_since(since)
+    cfg_file = tmp_path / "c.toml"
+    cfg_file.write_text(f'[service]\nstate_dir = "{tmp_path}"\n')
+    EventStore(tmp_path / "events.db").record(ev())
+    args = argparse.Namespace(config=str(cfg_file), since=since, format="csv", output=None)
+    assert store_mod.cli_events(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "out of range" in err
