@@ -18,13 +18,17 @@ from urllib.parse import quote
 
 import aiohttp
 import pytest
+from script_loader import load_script
 
+from edge import alarm_service
 from edge import config as config_mod
+from edge import store as store_mod
 from edge.hub import Hub
 from edge.outputs import auth as auth_mod
 from edge.outputs import web
 
 REPO = Path(__file__).resolve().parents[1]
+fake_state = load_script("bench_web").fake_state
 
 
 async def until(pred, tries: int = 100_000) -> None:  # type: ignore[no-untyped-def]
@@ -378,3 +382,77 @@ async def test_probe_1100_idle_sockets_at_1024_files_page_still_answers(tmp_path
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
+
+
+class Clock:
+    def __init__(self, t: float) -> None:
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+async def test_probe_restart_with_a_latched_alarm(tmp_path: Path, unused_tcp_port: int) -> None:
+    cfg = config_mod.from_dict({"service": {"state_dir": str(tmp_path)},
+                                "web": {"host": "127.0.0.1", "port": unused_tcp_port},
+                                "alarm": {"t_on_s": 2.0, "t_off_s": 2.0}})
+    token = auth_mod.load_or_create_token(auth_mod.token_path(tmp_path))
+    bearer = {"Authorization": f"Bearer {token}"}
+    base = f"http://127.0.0.1:{unused_tcp_port}"
+
+    async def start(clock: Clock) -> tuple[Hub, asyncio.Event, list[asyncio.Task[None]]]:
+        hub = Hub(cfg, clock=clock)
+        store_mod.attach(hub)   # as Service.run does, before the outputs
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(alarm_service.serve(hub, stop, clock=clock, thermal_glob=None)),
+                 asyncio.create_task(web.serve(hub, stop))]
+        await until(lambda: "web" in hub.health)
+        return hub, stop, tasks
+
+    async def feed(hub: Hub, clock: Clock, distress: float, seconds: float) -> None:
+        for _ in range(int(seconds / 0.5)):
+            clock.t += 0.5
+            hub.states.publish(fake_state("fear" if distress > 0.5 else "neutral", distress))
+            for _ in range(5):
+                await asyncio.sleep(0)
+
+    async def stop_all(hub: Hub, stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 10)
+        store_mod.attached(hub).close()  # type: ignore[union-attr]
+
+    clock = Clock(100.0)
+    hub, stop, tasks = await start(clock)
+    await feed(hub, clock, 0.8, 4.0)       # raised
+    await feed(hub, clock, 0.1, 4.0)       # the crisis passed: latched, unacknowledged
+    async with aiohttp.ClientSession() as s, s.get(base + "/api/status", headers=bearer) as r:
+        alarm = (await r.json())["alarm"]
+    assert alarm["active"] and alarm["audible"] and alarm["alarms"][0]["present"] is False
+    raised_at = alarm["since"]
+    await stop_all(hub, stop, tasks)
+
+    clock = Clock(7.0)                     # a new process, a new monotonic clock
+    hub, stop, tasks = await start(clock)
+    try:
+        async with aiohttp.ClientSession(headers=bearer) as s:
+            async with s.get(base + "/api/status") as r:
+                alarm = (await r.json())["alarm"]
+            assert alarm["active"] and alarm["condition"] == "distress" and alarm["audible"]
+            assert alarm["since"] == raised_at and alarm["alarms"][0]["present"] is False
+            async with s.get(base + "/api/events?limit=3") as r:
+                events = (await r.json())["events"]
+            assert events[0]["kind"] == "restored" and events[0]["detail"]["reason"] == "service_restarted"
+            await feed(hub, clock, 0.1, 10.0)   # calm data does not clear a latched alarm
+            assert hub.alarm_snapshot()["active"]
+            async with s.post(base + "/api/acknowledge", json={"by": "nurse"}) as r:
+                assert r.status == 200
+            assert hub.alarm_snapshot()["active"] is False
+    finally:
+        await stop_all(hub, stop, tasks)
+    # a third start finds nothing open
+    clock = Clock(3.0)
+    hub, stop, tasks = await start(clock)
+    try:
+        assert hub.alarm_snapshot()["active"] is False
+    finally:
+        await stop_all(hub, stop, tasks)
