@@ -246,6 +246,7 @@ def test_since_out_of_range_after_the_offset_is_a_value_error(tmp_path: Path, si
     cfg_file = tmp_path / "c.toml"
     cfg_file.write_text(f'[service]\nstate_dir = "{tmp_path}"\n')
     EventStore(tmp_path / "events.db").record(ev())
+    capsys.readouterr()
     args = argparse.Namespace(config=str(cfg_file), since=since, format="csv", output=None)
     assert store_mod.cli_events(args) == 2
     err = capsys.readouterr().err
