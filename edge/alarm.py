@@ -39,8 +39,9 @@ NO_PATIENT = "no_patient"
 TECHNICAL_CONDITIONS: tuple[str, ...] = (
     "camera_lost", "mic_lost", "model_failure", "overheat", "stalled", "store_failure",
 )
-# distress-type condition -> the attribute that holds its alarm (what restore() may take back)
-RESTORE_SLOTS: dict[str, str] = {DISTRESS: "_distress"}
+# distress-type condition -> the attribute that holds its alarm (what restore() may take back; a
+# condition whose attribute this machine lacks is not restorable here)
+RESTORE_SLOTS: dict[str, str] = {DISTRESS: "_distress", "vocal_distress": "_vocal"}
 STARTUP_GRACE_FACTOR = 3.0   # before the first state, "stalled" waits stall_s x this (models load)
 HOUR_S = 3600.0
 
@@ -218,8 +219,9 @@ class AlarmMachine:
         acknowledge's pause, else it sounds again. Returns the ``restored`` event; [] when that
         condition already has an alarm."""
         slot = RESTORE_SLOTS.get(condition)
-        if slot is None:
-            raise ValueError(f"cannot restore {condition!r}; restorable: {', '.join(RESTORE_SLOTS)}")
+        if slot is None or not hasattr(self, slot):
+            raise ValueError(f"cannot restore {condition!r}; restorable: "
+                             f"{', '.join(c for c, a in RESTORE_SLOTS.items() if hasattr(self, a))}")
         if priority not in ("low", "medium", "high"):
             raise ValueError(f"cannot restore {condition!r} at priority {priority!r}")
         now = self._now(now)

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from edge.alarm import RESTORE_SLOTS, TECHNICAL_CONDITIONS, AlarmMachine
+from edge.alarm import TECHNICAL_CONDITIONS, AlarmMachine
 from edge.events import AlarmEvent, EmotionState
 from edge.hub import Hub
 
@@ -94,21 +94,22 @@ class AlarmService:
         restored = 0
         for alarm in open_alarms:
             condition, priority = alarm["condition"], alarm["priority"]
-            if condition in RESTORE_SLOTS and priority in ("low", "medium", "high"):
-                raised = _epoch(alarm["since"])
-                until = _epoch(alarm["silenced_until"]) if alarm["acknowledged"] else None
+            raised = _epoch(alarm["since"])
+            until = _epoch(alarm["silenced_until"]) if alarm["acknowledged"] else None
+            try:
                 events = self.machine.restore(
                     condition, priority, since_time=alarm["since"],
                     age_s=wall - raised if raised is not None else 0.0,
                     acknowledged_by=alarm["acknowledged_by"],
                     silenced_for_s=max(0.0, until - wall) if until is not None else 0.0,
                     detail={"raised_id": alarm["raised_id"]}, now=now)
-                restored += bool(events)
-                self.emit(events)
-            else:
+            except ValueError:   # technical, no_patient: the live checks decide again
                 kind = "technical_cleared" if condition in TECHNICAL_CONDITIONS else "cleared"
-                self.emit([AlarmEvent(kind=kind, condition=condition, priority=priority,
-                                      detail={"reason": "service_restarted", "raised_id": alarm["raised_id"]})])
+                events = [AlarmEvent(kind=kind, condition=condition, priority=priority,
+                                     detail={"reason": "service_restarted", "raised_id": alarm["raised_id"]})]
+            else:
+                restored += bool(events)
+            self.emit(events)
         return restored
 
     def emit(self, events: Iterable[AlarmEvent]) -> None:

@@ -906,9 +906,10 @@ class GuardedSite(web.TCPSite):
         def factory() -> GuardedRequestHandler:
             return GuardedRequestHandler(server, loop=loop, guard=self.guard, **HANDLER_ARGS)
 
-        self._server = await loop.create_server(factory, self._host, self._port, ssl=self._ssl_context,
-                                                backlog=self._backlog, reuse_address=self._reuse_address,
-                                                reuse_port=self._reuse_port)
+        self._server = await loop.create_server(
+            factory, self._host, self._port, ssl=self._ssl_context, backlog=self._backlog,
+            reuse_address=self._reuse_address, reuse_port=self._reuse_port,
+            ssl_handshake_timeout=HEADER_TIMEOUT_S if self._ssl_context else None)
 
 
 HANDLER_ARGS: dict[str, Any] = {"access_log": None, "keepalive_timeout": HEADER_TIMEOUT_S,
