@@ -149,6 +149,7 @@ def test_rate_limiter_window(caplog: pytest.LogCaptureFixture) -> None:
     assert rl.retry_after("c") == 0  # many failures overall never lock out an address that did not fail
     assert rl.overall_failures() == 4
     assert sum("guessing the access token" in r.message for r in caplog.records) == 1
+    assert any("a is throttled after 2 failed logins" in r.message for r in caplog.records)
     clock.t = 10.5
     assert rl.retry_after("a") == 0 and rl.retry_after("c") == 0
 

@@ -112,6 +112,7 @@ class RateLimiter:
         self._fails: OrderedDict[str, deque[float]] = OrderedDict()
         self._all: deque[float] = deque()
         self._warned_at = float("-inf")
+        self._throttle_logged_at = float("-inf")
 
     def _trim(self, q: deque[float], now: float) -> None:
         while q and q[0] <= now - self.window_s:
@@ -138,6 +139,10 @@ class RateLimiter:
         self._fails[key] = q   # most recently failed last
         while len(self._fails) > self.max_clients:   # bound memory: forget the longest-quiet client
             self._fails.popitem(last=False)
+        if len(q) == self.per_client and now - self._throttle_logged_at >= 10.0:
+            self._throttle_logged_at = now   # one line per 10 s at most, whatever the scan
+            log.warning("web: %s is throttled after %d failed logins within %.0f s", key, self.per_client,
+                        self.window_s)
         self._trim(self._all, now)
         self._all.append(now)
         if len(self._all) > self.overall and now - self._warned_at >= self.window_s:

@@ -770,11 +770,15 @@ class GuardedRequestHandler(RequestHandler):
         exc = kw.get("exc_info")
         what = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}" \
             if isinstance(exc, BaseException) else "error"
-        self.guard.logs.log(log, logging.INFO, "http", f"web: refused a malformed request ({what})")
+        self.guard.logs.log(log, logging.INFO, "http", f"web: request failed ({what})")
 
     def handle_error(self, request: Any, status: int = 500, exc: BaseException | None = None,
                      message: str | None = None) -> web.StreamResponse:
-        self.log_exception("error", exc_info=exc)
+        if status >= 500:   # a bug, not the client: keep its traceback (rate-limited)
+            if self.guard.logs.log(log, logging.ERROR, "http500", "web: internal error answering a request"):
+                log.debug("web: the internal error", exc_info=exc)
+        else:
+            self.log_exception("error", exc_info=exc)
         if request.writer.output_size > 0:
             raise ConnectionError("response already started; cannot send an error")
         reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "error"
