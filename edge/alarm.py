@@ -19,7 +19,9 @@ condition still holds afterwards the alarm sounds again (``resounded``). New dis
 spaced by ``min_realarm_interval_s`` and capped at ``max_alarms_per_hour``.
 
 Every transition is returned as an :class:`~edge.events.AlarmEvent`; :meth:`AlarmMachine.signal`
-says what should sound and flash now.
+says what should sound and flash now. :meth:`AlarmMachine.restore` takes back, after a restart, a
+distress-type alarm that was still open (``restored``): latched, with its priority, acknowledger and
+remaining silence.
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ NO_PATIENT = "no_patient"
 TECHNICAL_CONDITIONS: tuple[str, ...] = (
     "camera_lost", "mic_lost", "model_failure", "overheat", "stalled", "store_failure",
 )
+# distress-type condition -> the attribute that holds its alarm (what restore() may take back; a
+# condition whose attribute this machine lacks is not restorable here)
+RESTORE_SLOTS: dict[str, str] = {DISTRESS: "_distress", "vocal_distress": "_vocal"}
 STARTUP_GRACE_FACTOR = 3.0   # before the first state, "stalled" waits stall_s x this (models load)
 HOUR_S = 3600.0
 
@@ -218,6 +223,38 @@ class AlarmMachine:
             if alarm.condition in DISTRESS_CONDITIONS and not alarm.present:
                 events.append(self._clear_distress("acknowledged", now, alarm.condition))
         return events
+
+    def restore(self, condition: str, priority: str, *, since_time: str, age_s: float = 0.0,
+                acknowledged_by: str | None = None, silenced_for_s: float = 0.0,
+                detail: dict[str, Any] | None = None, now: float | None = None) -> list[AlarmEvent]:
+        """Take back a distress-type alarm that was open when the service stopped (raised at
+        ``since_time``, ``age_s`` ago). It is latched, since its condition is unknown until the
+        data shows it again; it keeps ``priority`` and, while ``silenced_for_s`` lasts, an
+        acknowledge's pause, else it sounds again. Returns the ``restored`` event; [] when that
+        condition already has an alarm."""
+        slot = RESTORE_SLOTS.get(condition)
+        if slot is None or not hasattr(self, slot):
+            raise ValueError(f"cannot restore {condition!r}; restorable: "
+                             f"{', '.join(c for c, a in RESTORE_SLOTS.items() if hasattr(self, a))}")
+        if priority not in ("low", "medium", "high"):
+            raise ValueError(f"cannot restore {condition!r} at priority {priority!r}")
+        now = self._now(now)
+        if getattr(self, slot) is not None:
+            return []
+        self._generation += 1
+        alarm = ActiveAlarm(condition, priority, since=now - max(0.0, age_s), since_time=since_time,
+                            unacked_since=now, generation=self._generation, acknowledged_by=acknowledged_by,
+                            present=False, detail=dict(detail or {}))
+        paused = silenced_for_s > 0
+        if paused:
+            alarm.acknowledged, alarm.silenced_until = True, now + silenced_for_s
+        setattr(self, slot, alarm)
+        event = self._event("restored", alarm, by=acknowledged_by if paused else None, detail={
+            **alarm.detail, "reason": "service_restarted", "raised_at": since_time, "acknowledged": paused,
+            "silenced_until": None})
+        if paused:
+            alarm.silenced_until_time = event.detail["silenced_until"] = _iso_plus(event.time, silenced_for_s)
+        return [event]
 
     # ------------------------------------------------------------------------------ outputs
 

@@ -3,6 +3,10 @@
 Feeds it every fused state, ticks it on a timer, turns source health (camera, microphone, models,
 store), CPU temperature and pipeline stalls into technical alarms, serves acknowledgements and the
 status snapshot, and hands every event to ``hub.emit_event`` (recorded, then announced).
+
+At start, alarms the event store still holds open are taken back (:meth:`AlarmService.restore`):
+distress-type ones sound again, latched; technical and no-patient ones are closed in the log
+(``reason: service_restarted``), since the live checks raise them again if they still hold.
 """
 
 from __future__ import annotations
@@ -11,12 +15,17 @@ import asyncio
 import contextlib
 import glob
 import logging
+import time
 from collections.abc import Callable, Iterable
-from typing import Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
 
-from edge.alarm import AlarmMachine
+from edge.alarm import TECHNICAL_CONDITIONS, AlarmMachine
 from edge.events import AlarmEvent, EmotionState
 from edge.hub import Hub
+
+if TYPE_CHECKING:
+    from edge.store import EventStore
 
 log = logging.getLogger(__name__)
 
@@ -44,13 +53,24 @@ def read_cpu_temperature(pattern: str = THERMAL_GLOB) -> float | None:
     return max(temps) if temps else None
 
 
+def _epoch(iso: str | None) -> float | None:
+    if not iso:
+        return None
+    try:
+        return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+    except (ValueError, OverflowError):
+        return None
+
+
 class AlarmService:
     """Glue between the hub and the machine; every method is synchronous and loop-thread only."""
 
     def __init__(self, hub: Hub, clock: Callable[[], float] | None = None,
-                 thermal_glob: str | None = THERMAL_GLOB, temp_every_s: float = 5.0):
+                 thermal_glob: str | None = THERMAL_GLOB, temp_every_s: float = 5.0,
+                 wall_clock: Callable[[], float] = time.time):
         self.hub = hub
         self.clock = clock or hub.clock
+        self.wall_clock = wall_clock
         self.config = hub.config.alarm
         self.machine = AlarmMachine(self.config, self.clock)
         self.thermal_glob = thermal_glob
@@ -62,9 +82,40 @@ class AlarmService:
         self.hub.set_ack_handler(self.acknowledge)
         self.hub.alarm_snapshot = self.snapshot
 
+    def restore(self, store: EventStore) -> int:
+        """Take back the alarms the store holds open (see the module docstring); returns how many
+        sound again. A store that cannot be read is logged; the service starts anyway."""
+        try:
+            open_alarms = store.open_alarms()
+        except Exception as exc:  # noqa: BLE001 - a broken store must not stop alarm supervision
+            log.error("alarm: cannot read open alarms from the event store (%s); none restored", exc)
+            return 0
+        now, wall = self.clock(), self.wall_clock()
+        restored = 0
+        for alarm in open_alarms:
+            condition, priority = alarm["condition"], alarm["priority"]
+            raised = _epoch(alarm["since"])
+            until = _epoch(alarm["silenced_until"]) if alarm["acknowledged"] else None
+            try:
+                events = self.machine.restore(
+                    condition, priority, since_time=alarm["since"],
+                    age_s=wall - raised if raised is not None else 0.0,
+                    acknowledged_by=alarm["acknowledged_by"],
+                    silenced_for_s=max(0.0, until - wall) if until is not None else 0.0,
+                    detail={"raised_id": alarm["raised_id"]}, now=now)
+            except ValueError:   # technical, no_patient: the live checks decide again
+                kind = "technical_cleared" if condition in TECHNICAL_CONDITIONS else "cleared"
+                events = [AlarmEvent(kind=kind, condition=condition, priority=priority,
+                                     detail={"reason": "service_restarted", "raised_id": alarm["raised_id"]})]
+            else:
+                restored += bool(events)
+            self.emit(events)
+        return restored
+
     def emit(self, events: Iterable[AlarmEvent]) -> None:
         for event in events:
-            level = logging.WARNING if event.kind in ("raised", "escalated", "technical", "suppressed") else logging.INFO
+            level = logging.WARNING if event.kind in ("raised", "escalated", "technical", "suppressed", "restored") \
+                else logging.INFO
             log.log(level, "alarm %s: %s (%s)%s", event.kind, event.condition, event.priority,
                     f" by {event.by}" if event.by else "")
             self.hub.emit_event(event)
@@ -112,6 +163,11 @@ async def serve(hub: Hub, stop: asyncio.Event, *, clock: Callable[[], float] | N
     """Output protocol entry point: run the alarm logic until ``stop`` is set."""
     service = AlarmService(hub, clock=clock, thermal_glob=thermal_glob)
     service.install()
+    from edge import store as store_mod  # the service attached it before any output started
+
+    store = store_mod.attached(hub)
+    if store is not None:
+        service.restore(store)
     sub = hub.states.subscribe(maxsize=256, name="alarm")
 
     async def consume() -> None:

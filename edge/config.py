@@ -8,6 +8,7 @@ Each section is a frozen dataclass; a field's ``metadata`` carries its help text
 from __future__ import annotations
 
 import dataclasses
+import math
 import tomllib
 import types
 import typing
@@ -229,6 +230,9 @@ def _check_value(key: str, value: Any, tp: Any, meta: dict[str, Any]) -> Any:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{key}: expected a number, got {value!r}")
         value = float(value)
+        if not math.isfinite(value):
+            raise ConfigError(f"{key}: {value!r} is not a finite number; give a number"
+                              + (f" from {meta['min']} to {meta['max']}" if "min" in meta and "max" in meta else ""))
     elif tp is str:
         if isinstance(value, int) and not isinstance(value, bool):
             value = str(value)  # e.g. camera device = 0
@@ -281,8 +285,19 @@ def _cross_checks(cfg: Config) -> None:
             raise ConfigError(f"fusion.distress_weights.{label}: unknown label; use any of {', '.join(LABELS)}")
         if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight <= 1:
             raise ConfigError(f"fusion.distress_weights.{label}: expected a number from 0 to 1, got {weight!r}")
+    top = max(cfg.fusion.distress_weights.values(), default=0.0)
+    if top < a.on_threshold:   # distress = sum of weight x probability <= the largest weight
+        raise ConfigError(f"fusion.distress_weights: the largest weight ({top:g}) is below alarm.on_threshold "
+                          f"({a.on_threshold:g}), so no distress alarm could ever sound; give at least one "
+                          "label a weight >= on_threshold, e.g. { fear = 1.0 }")
     if cfg.fusion.face_weight + cfg.fusion.voice_weight <= 0:
         raise ConfigError("fusion: face_weight + voice_weight must be above 0")
+    v = cfg.vocal_distress
+    if v.enabled:
+        for key in ("scream_s", "distress_s"):
+            if getattr(v, key) > v.window_s:
+                raise ConfigError(f"vocal_distress.{key}: {getattr(v, key):g} s can never add up within "
+                                  f"window_s = {v.window_s:g} s; make it at most window_s")
     if bool(cfg.web.tls_cert) != bool(cfg.web.tls_key):
         raise ConfigError("web: set both tls_cert and tls_key, or neither")
     if cfg.camera.backend == "file" and not cfg.camera.file:
@@ -315,6 +330,9 @@ def load(path: str | Path | None) -> Config:
         raise ConfigError(f"config file {p} not found; create it with `medtrack config --print-default > {p}`") from None
     except OSError as exc:
         raise ConfigError(f"config file {p} cannot be read ({exc.strerror}); check its permissions") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {p} is not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                          f"{exc.start}); save it as UTF-8") from None
     try:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -50,7 +50,7 @@ class EmotionState:
 
 EVENT_KINDS: tuple[str, ...] = (
     "raised", "escalated", "acknowledged", "silenced", "resounded", "cleared", "suppressed",
-    "technical", "technical_cleared",
+    "technical", "technical_cleared", "restored",
 )
 PRIORITIES: tuple[str, ...] = ("high", "medium", "low", "none")
 

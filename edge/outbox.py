@@ -10,6 +10,9 @@ by event id.
 Size policy: undelivered events are never dropped below ``max_events``. At the cap the oldest
 undelivered event is evicted with an ERROR log naming it (the box's own event store still has it),
 and the eviction is counted in ``dropped``. A warning is logged when the queue passes 80% of the cap.
+
+The hub's ``mqtt_outbox_pending`` metric follows every enqueue and delivery, so it shows the
+backlog during a broker outage too, not only while a session runs.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import json
 import logging
 import sqlite3
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -63,6 +67,7 @@ class Outbox:
         self._db.executescript(_SCHEMA)
         self._new = asyncio.Event()
         self._warned = False
+        self.on_change: Callable[[int], None] | None = None   # called with pending() after each change
         if self.pending() > 0:
             self._new.set()
 
@@ -83,6 +88,11 @@ class Outbox:
             )
             self._enforce_cap()
         self._new.set()
+        self._changed()
+
+    def _changed(self) -> None:
+        if self.on_change is not None:
+            self.on_change(self.pending())
 
     def _enforce_cap(self) -> None:
         n = self.pending()
@@ -115,6 +125,7 @@ class Outbox:
         """The broker acknowledged this event: forget it."""
         with self._db:
             self._db.execute("DELETE FROM outbox WHERE seq = ?", (seq,))
+        self._changed()
 
     async def wait(self) -> None:
         """Wait until there may be something to deliver."""
@@ -149,5 +160,13 @@ def attach(hub: Hub) -> Outbox:
     if outbox is None:
         outbox = Outbox.in_dir(hub.config.service.state_dir, hub.config.mqtt.outbox_max_events)
         _attached[hub] = outbox
+        hub_ref = weakref.ref(hub)
+
+        def publish_pending(n: int) -> None:
+            if (h := hub_ref()) is not None:
+                h.metrics["mqtt_outbox_pending"] = float(n)
+
+        outbox.on_change = publish_pending
+        publish_pending(outbox.pending())   # a backlog left by the last run shows at once
         hub.add_recorder(outbox.enqueue)
     return outbox

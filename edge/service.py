@@ -76,21 +76,33 @@ def load_voice_stage(cfg: Config) -> VoiceStage:
     return stage
 
 
-def check_media(cfg: Config) -> None:
-    """Open configured media files once; raise CaptureError (one line) when one is missing or bad."""
+def media_problems(cfg: Config) -> dict[str, CaptureError]:
+    """Open each configured media file once: {config section: its one-line error} for the bad ones."""
+    problems: dict[str, CaptureError] = {}
     if cfg.camera.backend == "file":
         reader = VideoFileReader(cfg.camera.file, loop=False)
         try:
             reader.open()
             reader.read()
+        except CaptureError as exc:
+            problems["camera"] = exc
         finally:
             reader.close()
     if cfg.microphone.backend == "file":
         backend = AudioFileBackend(cfg.microphone.file)
         try:
             backend.open()
+        except CaptureError as exc:
+            problems["microphone"] = exc
         finally:
             backend.close()
+    return problems
+
+
+def check_media(cfg: Config) -> None:
+    """Open configured media files once; raise CaptureError (one line) when one is missing or bad."""
+    for exc in media_problems(cfg).values():
+        raise exc
 
 
 class Service:
@@ -358,11 +370,18 @@ def cli_run(args: argparse.Namespace) -> int:
     video, audio = getattr(args, "video", None), getattr(args, "audio", None)
     cfg = apply_media_args(cfg, video, audio)
     logsetup.setup(cfg.service.log_level)
-    try:
-        check_media(cfg)
-    except CaptureError as exc:
-        print(f"medtrack: {exc}", file=sys.stderr)
+    problems = media_problems(cfg)   # a bad file stops only its own modality
+    recordings = bool(video or audio)
+    if recordings and len(problems) == bool(video) + bool(audio):
+        for exc in problems.values():
+            print(f"medtrack: {exc}", file=sys.stderr)
         return 2
+    for section, exc in problems.items():
+        what = "face" if section == "camera" else "voice"
+        then = "is left out" if recordings else "stays down (technical alarm) and is retried"
+        print(f"medtrack: {exc}; the {what} side {then}", file=sys.stderr)
+    if recordings and problems:   # your recordings: play the good one
+        cfg = config_mod.replace(cfg, **{section: {"backend": "none"} for section in problems})
     service = Service(cfg, stop_when_sources_end=bool(video or audio))
     return asyncio.run(service.run(install_signals=True))
 

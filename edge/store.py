@@ -89,7 +89,12 @@ def parse_since(text: str | None) -> str | None:
                          "2026-11-01T08:00:00Z") from None
     if dt.tzinfo is None:
         dt = dt.replace(tzinfo=UTC)
-    return dt.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    try:
+        dt = dt.astimezone(UTC)
+    except OverflowError:   # e.g. 9999-12-31T23:00-05:00 is past the year 9999 in UTC
+        raise ValueError(f"since: {text!r} is out of range once converted to UTC; give a date "
+                         "between 0001-01-02 and 9999-12-30") from None
+    return dt.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _row_to_event(row: sqlite3.Row) -> dict[str, Any]:
@@ -341,12 +346,55 @@ class EventStore:
             log.info("event store: pruned %d events, %d timeline rows", removed["events"], removed["states"])
         return removed
 
+    def open_alarms(self) -> list[dict[str, Any]]:
+        """Alarms still open at the end of the log, one per condition whose last ``raised`` or
+        ``technical`` event has no ``cleared`` / ``technical_cleared`` after it, replayed to their
+        last known state: ``condition``, ``priority`` (after escalations), ``since`` and
+        ``raised_id`` (the raise), ``acknowledged``, ``acknowledged_by``, ``silenced_until`` (UTC
+        ISO of the end of the last acknowledge's pause, or None) and ``restored`` (how many
+        restarts it has already survived)."""
+        rows = self._conn.execute(
+            "SELECT condition, MAX(CASE WHEN kind IN ('raised', 'technical') THEN seq END) AS opened, "
+            "MAX(CASE WHEN kind IN ('cleared', 'technical_cleared') THEN seq END) AS closed "
+            "FROM events GROUP BY condition").fetchall()
+        out = []
+        for row in rows:
+            if row["opened"] is None or (row["closed"] is not None and row["closed"] > row["opened"]):
+                continue
+            events = [_row_to_event(r) for r in self._conn.execute(
+                f"SELECT {', '.join(EVENT_COLUMNS)} FROM events WHERE condition = ? AND seq >= ? ORDER BY seq",
+                (row["condition"], row["opened"]))]
+            first = events[0]
+            alarm: dict[str, Any] = {"condition": first["condition"], "priority": first["priority"],
+                                     "since": first["time"], "raised_id": first["id"], "acknowledged": False,
+                                     "acknowledged_by": None, "silenced_until": None, "restored": 0}
+            for ev in events[1:]:
+                kind, detail = ev["kind"], ev["detail"]
+                if kind in ("escalated", "restored") and ev["priority"] in ("low", "medium", "high"):
+                    alarm["priority"] = ev["priority"]
+                if kind in ("acknowledged", "silenced"):
+                    alarm["acknowledged"], alarm["acknowledged_by"] = True, ev["by"]
+                    with contextlib.suppress(TypeError, ValueError, OverflowError):
+                        alarm["silenced_until"] = _iso(_epoch(ev["time"]) + float(detail.get("silence_s", 0)))
+                elif kind == "resounded":
+                    alarm["acknowledged"], alarm["silenced_until"] = False, None
+                elif kind == "restored":
+                    alarm["restored"] += 1
+                    alarm["acknowledged"] = bool(detail.get("acknowledged"))
+                    alarm["silenced_until"] = detail.get("silenced_until") if alarm["acknowledged"] else None
+            out.append(alarm)
+        return out
+
     def count_events(self) -> int:
         return int(self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
 
 def _iso(epoch_s: float) -> str:
     return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _epoch(iso: str) -> float:
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
 
 
 def _split_sql(script: str) -> list[str]:

@@ -560,3 +560,91 @@ def test_vocal_distress_without_sound_stage_never_raises() -> None:
     r = Rig()
     r.feed(state(0.1), 60)
     assert not r.events and r.m.snapshot(r.clock.t)["vocal_distress_present"] is False
+
+
+# ------------------------------------------------------------------------------ restore after a restart
+
+def test_restore_sounds_a_latched_alarm_again_until_acknowledged():
+    r = Rig()
+    events = r.m.restore("distress", "high", since_time="2026-01-01T00:00:00.000Z", age_s=300.0,
+                         acknowledged_by="web:ann", detail={"raised_id": "abc"}, now=r.clock.t)
+    assert kinds(events) == [("restored", "distress", "high")]
+    assert events[0].detail["reason"] == "service_restarted" and events[0].detail["raised_id"] == "abc"
+    snap = r.m.snapshot(r.clock.t)
+    assert snap["active"] and snap["audible"] and snap["signal"]["audio"] == "high"
+    assert snap["alarms"][0]["present"] is False and snap["alarms"][0]["age_s"] == 300.0
+    assert snap["since"] == "2026-01-01T00:00:00.000Z"
+    assert r.m.restore("distress", "medium", since_time="x", now=r.clock.t) == []   # one per condition
+    assert r.feed(0.1, 60) == []                      # calm data: still latched, still sounding
+    assert r.m.signal().audio == "high"
+    got = r.ack("button")
+    assert kinds(got) == [("acknowledged", "distress", "high"), ("cleared", "distress", "high")]
+    assert got[1].detail["reason"] == "acknowledged" and not r.m.active
+
+
+def test_restored_alarm_takes_back_its_returning_condition_and_escalates():
+    r = Rig(t_escalate_s=30.0)
+    r.m.restore("distress", "medium", since_time="2026-01-01T00:00:00.000Z", now=r.clock.t)
+    got = r.feed(0.6, 10)                             # the condition is back: no second raise
+    assert [e.kind for e in got] == []
+    assert r.m.active[0].present is True
+    got = r.feed(0.6, 25)
+    assert kinds(got) == [("escalated", "distress", "high")]
+
+
+def test_restore_keeps_the_remaining_silence_then_resounds_if_the_condition_holds():
+    r = Rig()
+    events = r.m.restore("distress", "medium", since_time="2026-01-01T00:00:00.000Z",
+                         acknowledged_by="button", silenced_for_s=40.0, now=r.clock.t)
+    assert events[0].by == "button" and events[0].detail["acknowledged"] is True
+    assert events[0].detail["silenced_until"]
+    sig = r.m.signal()
+    assert sig.audio is None and sig.paused and sig.visual == "medium"
+    r.feed(0.6, 30)                                   # the condition returns while silenced
+    got = r.feed(0.6, 15)
+    assert kinds(got) == [("resounded", "distress", "medium")]
+    assert r.m.signal().audio == "medium"
+
+
+def test_restore_refuses_conditions_it_cannot_hold():
+    m = AlarmMachine(cfg(), FakeClock())
+    with pytest.raises(ValueError, match="cannot restore 'camera_lost'"):
+        m.restore("camera_lost", "low", since_time="x")
+    with pytest.raises(ValueError, match="priority"):
+        m.restore("distress", "none", since_time="x")
+
+
+def _store_hub(tmp_path, clock: FakeClock) -> tuple[Hub, object]:  # type: ignore[no-untyped-def]
+    from edge import store as store_mod
+
+    config = dataclasses.replace(Config(), alarm=cfg(), service=dataclasses.replace(Config().service,
+                                                                                    state_dir=str(tmp_path)))
+    hub = Hub(config, clock=clock)
+    return hub, store_mod.attach(hub)
+
+
+def test_service_restores_open_alarms_from_the_store_and_closes_stale_technical_ones(tmp_path):
+    wall = [1_800_000_000.0]
+    clock = FakeClock()
+    hub, store = _store_hub(tmp_path, clock)
+    svc = AlarmService(hub, clock=clock, thermal_glob=None, wall_clock=lambda: wall[0])
+    for _ in range(13):
+        clock.t += 0.5
+        svc.on_state(state(0.7))
+    hub.set_health("camera", "down", "unplugged")
+    svc.check_health()
+    assert {a.condition for a in svc.machine.active} == {"distress", "camera_lost"}
+    store.close()  # type: ignore[attr-defined]
+
+    clock2 = FakeClock(50.0)                          # a new process: a new monotonic clock
+    hub2, store2 = _store_hub(tmp_path, clock2)
+    svc2 = AlarmService(hub2, clock=clock2, thermal_glob=None, wall_clock=lambda: wall[0])
+    order: list[str] = []
+    hub2.add_recorder(lambda e: order.append(e.kind))
+    assert svc2.restore(store2) == 1                  # type: ignore[arg-type]
+    assert sorted(order) == ["restored", "technical_cleared"]
+    assert [a.condition for a in svc2.machine.active] == ["distress"]
+    assert svc2.snapshot()["audible"]
+    assert svc2.restore(store2) == 0                  # type: ignore[arg-type]   # already held
+    opened = store2.open_alarms()                     # type: ignore[attr-defined]
+    assert [a["condition"] for a in opened] == ["distress"] and opened[0]["restored"] == 1

@@ -157,6 +157,45 @@ def test_video_file_errors_are_one_line(tmp_path: Path) -> None:
     assert "\n" not in str(err.value)
 
 
+def damaged_video(path: Path, frames: int = 40) -> Path:
+    """An MJPG AVI cut in half: its header announces ``frames``; about a third of them decode."""
+    write_video(path, frames=frames)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+@pytest.mark.parametrize("loop", [False, True])
+def test_a_damaged_video_is_a_decode_error_not_its_end(tmp_path: Path, loop: bool) -> None:
+    reader = VideoFileReader(damaged_video(tmp_path / "cut.avi"), loop=loop)
+    reader.open()
+    got = 0
+    with pytest.raises(CaptureError, match=r"cut.avi stopped decoding at frame \d+ of 40; it is damaged") as err:
+        for _ in range(100):
+            assert reader.read() is not None
+            got += 1
+    assert 0 < got < 38 and "\n" not in str(err.value)
+    reader.close()
+
+
+def test_camera_source_reports_a_damaged_video_as_down_and_retries_with_backoff(tmp_path: Path) -> None:
+    path = damaged_video(tmp_path / "cut.avi")
+    health = Recorder()
+    src = CameraSource(lambda: VideoFileReader(path, loop=False), LatestSlot(), health, clock=MediaClock(),
+                       realtime=False, retry_first_s=0.01, retry_max_s=0.04)
+    src.start()
+    try:
+        for _ in range(3):   # three failures in a row
+            assert health.event("down").wait(WAIT)
+            health.event("down").clear()
+    finally:
+        src.stop()
+    downs = [d for _, s, d in health.reports if s == "down"]
+    assert "stopped decoding" in downs[0]
+    assert src.failures >= 3 and src.backoff.next() == 0.04   # it grew: the frames before the damage do not reset it
+    assert "disabled" not in [s for _, s, _ in health.reports] and not src.ended.is_set()
+
+
 def test_audio_file_backend(tmp_path: Path) -> None:
     stereo = np.stack([np.zeros(44100), np.zeros(44100)], axis=1).astype(np.float32)
     sf.write(tmp_path / "a.flac", stereo, 44100)

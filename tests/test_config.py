@@ -55,3 +55,80 @@ def test_replace_validates() -> None:
     assert cfg.face.select == "all"
     with pytest.raises(ConfigError, match="face.select"):
         config.replace(cfg, face={"select": "loudest"})
+
+
+# ------------------------------------------------------------------ probe: non-finite and impossible
+
+def _float_keys() -> list[tuple[str, str]]:
+    import dataclasses
+
+    keys = []
+    for section in dataclasses.fields(config.Config):
+        for f in dataclasses.fields(section.default_factory):  # type: ignore[arg-type]
+            if config._resolve_type(f.type) is float:
+                keys.append((section.name, f.name))
+    return keys
+
+
+FLOAT_KEYS = _float_keys()
+
+
+def test_the_fuzz_covers_the_keys_the_probe_named() -> None:
+    for key in [("alarm", "t_on_s"), ("alarm", "t_escalate_s"), ("alarm", "stall_s"),
+                ("face", "analysis_fps"), ("store", "retention_days")]:
+        assert key in FLOAT_KEYS
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf", "+nan"])
+@pytest.mark.parametrize(("section", "key"), FLOAT_KEYS)
+def test_non_finite_numbers_are_refused_for_every_numeric_key(tmp_path: Path, section: str, key: str,
+                                                              value: str) -> None:
+    path = tmp_path / "medtrack.toml"
+    path.write_text(f"[{section}]\n{key} = {value}\n")
+    with pytest.raises(ConfigError) as err:
+        config.load(path)
+    msg = str(err.value)
+    assert msg.startswith(f"{section}.{key}: ") and "\n" not in msg
+
+
+@pytest.mark.parametrize("value", ["nan", "inf"])
+def test_cli_config_check_fails_on_non_finite(tmp_path: Path, capsys: pytest.CaptureFixture[str], value: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(f"[alarm]\nt_on_s = {value}\n")
+    assert cli.main(["config", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("medtrack: config error: alarm.t_on_s: ")
+
+
+@pytest.mark.parametrize(("toml", "expected"), [
+    ("[fusion]\ndistress_weights = {}\n", "fusion.distress_weights: the largest weight (0)"),
+    ("[fusion]\ndistress_weights = { fear = 0.0, sad = 0.0 }\n", "fusion.distress_weights: the largest weight (0)"),
+    ("[fusion]\ndistress_weights = { fear = 0.5 }\n", "below alarm.on_threshold (0.55)"),
+    ("[fusion]\ndistress_weights = { fear = nan }\n", "fusion.distress_weights.fear: expected a number from 0 to 1"),
+    ("[fusion]\ndistress_weights = { fear = inf }\n", "fusion.distress_weights.fear: expected a number from 0 to 1"),
+    ("[vocal_distress]\nwindow_s = 10\nscream_s = 12\n", "vocal_distress.scream_s: 12 s can never add up"),
+    ("[vocal_distress]\nwindow_s = 10\ndistress_s = 11\n", "vocal_distress.distress_s: 11 s can never add up"),
+])
+def test_configs_that_make_an_alarm_impossible_are_refused(tmp_path: Path, toml: str, expected: str) -> None:
+    path = tmp_path / "medtrack.toml"
+    path.write_text(toml)
+    with pytest.raises(ConfigError) as err:
+        config.load(path)
+    assert expected in str(err.value) and "\n" not in str(err.value)
+
+
+def test_lower_weights_that_still_reach_the_threshold_are_fine(tmp_path: Path) -> None:
+    path = tmp_path / "medtrack.toml"
+    path.write_text("[fusion]\ndistress_weights = { fear = 0.6 }\n[vocal_distress]\nenabled = false\nscream_s = 40\n")
+    assert config.load(path).fusion.distress_weights == {"fear": 0.6}
+
+
+@pytest.mark.parametrize("data", [b"[service]\nlocation = 'caf\xe9'\n", b"\xff\xfe[\x00a\x00]\x00", b"\x80"])
+def test_non_utf8_config_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str], data: bytes) -> None:
+    path = tmp_path / "latin1.toml"
+    path.write_bytes(data)
+    with pytest.raises(ConfigError, match="is not UTF-8 text .*save it as UTF-8"):
+        config.load(path)
+    assert cli.main(["config", "--config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "not UTF-8" in err

@@ -48,6 +48,10 @@ def test_unit_directives() -> None:
     allowed = {v.split()[0] for v in d["DeviceAllow"]}
     assert {"char-video4linux", "char-alsa", "char-gpiochip"} <= allowed
     assert d["DevicePolicy"] == ["closed"]
+    # the web server's connection cap plus its reserve fits in the open-file limit
+    from edge.outputs import web
+
+    assert int(d["LimitNOFILE"][0]) >= web.MAX_CONNECTIONS + web.FD_RESERVE + 1024
     # stall detection (edge.watchdog) must fit inside the watchdog: stall_s < WatchdogSec
     assert Config().alarm.stall_s < float(d["WatchdogSec"][0].rstrip("s"))
 

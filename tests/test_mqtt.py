@@ -29,7 +29,7 @@ from edge import config as config_mod
 from edge.events import AlarmEvent, EmotionState, utc_now_iso
 from edge.hub import Hub
 from edge.labels import LABELS
-from edge.outbox import Outbox
+from edge.outbox import Outbox, attach
 from edge.outputs.mqtt import (
     CommandError,
     Topics,
@@ -351,6 +351,38 @@ async def test_broker_killed_and_restarted_nothing_lost(broker: Broker, tmp_path
             await obs.wait_until(lambda: len(set(obs.event_ids())) >= 20)
             assert hub.health["mqtt"].status == "ok"
     assert list(dict.fromkeys(obs.event_ids())) == [e.id for e in emitted]
+
+
+async def test_outbox_pending_metric_counts_the_backlog_during_an_outage(broker: Broker, tmp_path: Path) -> None:
+    from edge.metrics import render
+
+    port = broker.port
+    await broker.kill()
+    hub = Hub(make_config(tmp_path, port))
+    backing_off = asyncio.Event()
+
+    async def held(attempt: int) -> None:
+        backing_off.set()
+        await asyncio.Event().wait()
+
+    async with running(hub, held):
+        await asyncio.wait_for(backing_off.wait(), TIMEOUT)   # the broker is down
+        for i in range(4):
+            hub.emit_event(alarm(i))
+        assert hub.metrics["mqtt_outbox_pending"] == 4.0
+        assert "medtrack_mqtt_outbox_pending 4" in render(hub)
+    hub2 = Hub(make_config(tmp_path, port))    # a restart shows the backlog before any connection
+    attach(hub2)
+    assert hub2.metrics["mqtt_outbox_pending"] == 4.0
+    await broker.start()
+    obs = Observer()
+    async with obs.connect(port, f"{BASE}/event"), running(hub2):
+        await obs.wait_count(f"{BASE}/event", 4)
+        for _ in range(10_000):   # the last PUBACK is committed just after the observer sees the message
+            if hub2.metrics["mqtt_outbox_pending"] == 0.0:
+                break
+            await asyncio.sleep(0)
+        assert hub2.metrics["mqtt_outbox_pending"] == 0.0
 
 
 async def test_outbox_survives_service_restart(broker: Broker, tmp_path: Path) -> None:

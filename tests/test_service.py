@@ -213,3 +213,51 @@ def test_demo_runs_and_prints_the_url(tmp_path: Path, capsys: pytest.CaptureFixt
     assert cli.main(["demo", "--duration", "1.5", "--port", str(port), "--state-dir", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert f"http://127.0.0.1:{port}/" in out and ("token" in out or "no login" in out)
+
+
+async def test_damaged_video_is_a_camera_lost_alarm_and_the_service_runs_on(tmp_path: Path) -> None:
+    video = write_video(tmp_path / "v.avi", empty_frame(), frames=40)
+    video.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
+    cfg = base_config(tmp_path, camera={"backend": "file", "file": str(video), "realtime": False, "loop": False})
+    svc = Service(cfg, outputs=["alarm"], face_stage=face_stage(), retry_first_s=0.01)
+    events = svc.hub.events.subscribe(maxsize=1000)
+    stop = asyncio.Event()
+    task = asyncio.create_task(svc.run(stop))
+    try:
+        while True:
+            event = await asyncio.wait_for(events.get(), WAIT)
+            if event.kind == "technical" and event.condition == "camera_lost":
+                break
+        assert "stopped decoding" in svc.hub.health["camera"].detail
+        assert not task.done()   # only the face side is down
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, WAIT)
+
+
+def test_cli_run_with_one_bad_recording_plays_the_other(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    video = write_video(tmp_path / "v.avi", empty_frame(), frames=5)
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"not audio at all" * 64)
+    ran: list[config.Config] = []
+
+    class FakeService:
+        def __init__(self, cfg: config.Config, **_kw: Any) -> None:
+            ran.append(cfg)
+
+        async def run(self, install_signals: bool = False) -> int:
+            return 0
+
+    monkeypatch.setattr(service, "Service", FakeService)
+    monkeypatch.setattr("edge.logsetup.setup", lambda level: None)
+    assert cli.main(["run", "--video", str(video), "--audio", str(bad)]) == 0
+    assert ran[0].camera.backend == "file" and ran[0].microphone.backend == "none"
+    err = capsys.readouterr().err.strip()
+    assert "cannot be decoded" in err and "the voice side is left out" in err and "\n" not in err
+    cfg_file = tmp_path / "c.toml"   # a service config: the bad side stays down and is retried
+    cfg_file.write_text(f'[service]\nstate_dir = "{tmp_path}"\n[camera]\nbackend = "file"\nfile = "{tmp_path / "no.mp4"}"\n'
+                        '[microphone]\nbackend = "none"\n')
+    assert cli.main(["run", "--config", str(cfg_file)]) == 0
+    assert ran[1].camera.backend == "file"
+    assert "stays down (technical alarm) and is retried" in capsys.readouterr().err

@@ -236,3 +236,46 @@ def test_readonly_open_requires_current_schema(tmp_path: Path) -> None:
         EventStore(path, readonly=True)
     EventStore(path).record(ev())
     assert EventStore(path, readonly=True).count_events() == 1
+
+
+@pytest.mark.parametrize("since", ["9999-12-31T23:00:00-05:00", "0001-01-01T00:30:00+01:00"])
+def test_since_out_of_range_after_the_offset_is_a_value_error(tmp_path: Path, since: str,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(ValueError, match="out of range once converted to UTC"):
+        parse_since(since)
+    cfg_file = tmp_path / "c.toml"
+    cfg_file.write_text(f'[service]\nstate_dir = "{tmp_path}"\n')
+    EventStore(tmp_path / "events.db").record(ev())
+    capsys.readouterr()
+    args = argparse.Namespace(config=str(cfg_file), since=since, format="csv", output=None)
+    assert store_mod.cli_events(args) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "out of range" in err
+
+
+def test_open_alarms_replays_each_condition_to_its_last_state(tmp_path: Path) -> None:
+    s = EventStore(tmp_path / "events.db")
+    t = "2026-11-01T08:00:{:02d}.000Z".format
+    s.record(ev("raised", t(0), priority="medium"))
+    s.record(ev("cleared", t(1), priority="medium"))             # a closed one
+    s.record(ev("raised", t(2), priority="medium", id="r2"))
+    s.record(ev("escalated", t(3), priority="high"))
+    s.record(ev("acknowledged", t(4), priority="high", by="web:ann", detail={"silence_s": 120.0}))
+    s.record(ev("technical", t(5), condition="camera_lost", priority="low"))
+    s.record(ev("technical", t(6), condition="mic_lost", priority="low"))
+    s.record(ev("technical_cleared", t(7), condition="mic_lost", priority="low"))
+    s.record(ev("suppressed", t(8), condition="distress", priority="medium"))
+    opened = {a["condition"]: a for a in s.open_alarms()}
+    assert set(opened) == {"distress", "camera_lost"}
+    d = opened["distress"]
+    assert (d["priority"], d["since"], d["raised_id"], d["acknowledged"], d["acknowledged_by"]) == \
+        ("high", t(2), "r2", True, "web:ann")
+    assert d["silenced_until"] == "2026-11-01T08:02:04.000Z"
+    s.record(ev("resounded", t(9), priority="high"))
+    assert s.open_alarms()[0]["acknowledged"] is False and s.open_alarms()[0]["silenced_until"] is None
+    s.record(ev("restored", t(10), priority="high", detail={"acknowledged": True,
+                                                             "silenced_until": "2026-11-01T08:01:00.000Z"}))
+    d = next(a for a in s.open_alarms() if a["condition"] == "distress")
+    assert d["restored"] == 1 and d["acknowledged"] and d["silenced_until"] == "2026-11-01T08:01:00.000Z"
+    s.record(ev("cleared", t(11), priority="high"))
+    assert [a["condition"] for a in s.open_alarms()] == ["camera_lost"]

@@ -136,7 +136,7 @@ def test_token_unusable_location_is_clear(tmp_path: Path) -> None:
         auth_mod.load_or_create_token(tmp_path / "f" / "web_token")
 
 
-def test_rate_limiter_window() -> None:
+def test_rate_limiter_window(caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock(0.0)
     rl = RateLimiter(per_client=2, overall=3, window_s=10, clock=clock)
     assert rl.retry_after("a") == 0
@@ -145,9 +145,28 @@ def test_rate_limiter_window() -> None:
     assert rl.retry_after("a") == pytest.approx(10)
     assert rl.retry_after("b") == 0
     rl.failed("b")
-    assert rl.retry_after("c") > 0  # overall cap reached
+    rl.failed("b")
+    assert rl.retry_after("c") == 0  # many failures overall never lock out an address that did not fail
+    assert rl.overall_failures() == 4
+    assert sum("guessing the access token" in r.message for r in caplog.records) == 1
+    assert any("a is throttled after 2 failed logins" in r.message for r in caplog.records)
     clock.t = 10.5
     assert rl.retry_after("a") == 0 and rl.retry_after("c") == 0
+
+
+def test_rate_limiter_keys_ipv6_by_64_and_bounds_memory() -> None:
+    rl = RateLimiter(per_client=2, overall=10**6, window_s=10, clock=Clock(0.0), max_clients=100)
+    rl.failed("2001:db8::1")
+    rl.failed("2001:db8::2")   # same /64: the same guesser
+    assert rl.retry_after("2001:db8::ffff") > 0 and rl.retry_after("2001:db8:0:1::1") == 0
+    assert rl.retry_after("::ffff:10.0.0.1") == 0
+    rl.failed("::ffff:10.0.0.1")
+    rl.failed("10.0.0.1")      # an IPv4-mapped address is the IPv4 client
+    assert rl.retry_after("10.0.0.1") > 0
+    for i in range(1000):
+        rl.failed(f"10.1.{i // 250}.{i % 250}")
+    assert len(rl._fails) <= 100
+    assert rl.retry_after("10.1.3.249") == 0 and len(rl._fails[auth_mod.client_key("10.1.3.249")]) == 1
 
 
 # ------------------------------------------------------------------------------ auth

@@ -3,7 +3,8 @@ video files (paced at their own fps or as fast as possible; loop or play once).
 
 A ``CameraSource`` thread reads frames into a ``LatestSlot``: the consumer always gets the newest
 frame and older ones are dropped, never queued. Failures are reported through the health callback
-and retried with exponential backoff until ``stop`` is set.
+and retried with exponential backoff until ``stop`` is set. A video file that stops decoding before
+the frame count its container announces is damaged, not ended: a failure like an unplugged camera.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import numpy as np
 from edge.capture import Backoff, CaptureError, HealthCallback, MediaClock
 
 log = logging.getLogger(__name__)
+
+BACKOFF_RESET_AFTER_S = 10.0   # a source that ran this long before failing retries from the first delay
 
 
 @dataclass(frozen=True)
@@ -190,6 +193,7 @@ class VideoFileReader:
         self._fps_override = fps
         self._cap = None
         self._frames = 0
+        self._pass_frames = 0   # frames decoded since the start of the file (this loop)
 
     def open(self) -> None:
         import cv2
@@ -205,7 +209,7 @@ class VideoFileReader:
         if not self._fps_override:
             self.fps = file_fps if file_fps and math.isfinite(file_fps) and 1 <= file_fps <= 240 else 15.0
         self._cap = cap
-        self._frames = 0
+        self._frames = self._pass_frames = 0
 
     def read(self) -> np.ndarray | None:
         import cv2
@@ -217,6 +221,10 @@ class VideoFileReader:
             if self._frames == 0:
                 raise CaptureError(f"video file {self.path} has no decodable frames; it is corrupt "
                                    "or not a video")
+            total = self._cap.get(cv2.CAP_PROP_FRAME_COUNT)
+            if total and math.isfinite(total) and self._pass_frames < total - max(2.0, 0.02 * total):
+                raise CaptureError(f"video file {self.path} stopped decoding at frame {self._pass_frames} "
+                                   f"of {int(total)}; it is damaged (re-encode it, e.g. with ffmpeg)")
             if not self.loop:
                 return None
             self._cap.set(cv2.CAP_PROP_POS_FRAMES, 0)
@@ -227,7 +235,9 @@ class VideoFileReader:
                 ok, img = self._cap.read()
                 if not ok:
                     raise CaptureError(f"video file {self.path} cannot be read again from the start")
+            self._pass_frames = 0
         self._frames += 1
+        self._pass_frames += 1
         return img
 
     def close(self) -> None:
@@ -285,12 +295,15 @@ class CameraSource:
         while not self._stop.is_set():
             reader = self.factory()
             delay = 0.0
+            opened_at = time.monotonic()
             try:
                 reader.open()
                 ended = self._stream(reader)
             except CaptureError as exc:
                 ended = False
                 self.failures += 1
+                if time.monotonic() - opened_at >= BACKOFF_RESET_AFTER_S:
+                    self.backoff.reset()   # it worked for a while: a fresh failure, retry soon
                 delay = self.backoff.next()
                 self.on_health(self.name, "down", f"{exc}; retrying in {delay:.1f} s")
             except Exception as exc:  # noqa: BLE001 - a backend bug must not kill the thread
@@ -334,7 +347,6 @@ class CameraSource:
                 t = self.clock()
             if not reported:   # before the frame goes out, so no result precedes the "ok"
                 reported = True
-                self.backoff.reset()
                 self.on_health(self.name, "ok", f"{img.shape[1]}x{img.shape[0]} at {reader.fps:g} fps")
             self.slot.put(Frame(img, t, self.frames), self._stop)
             self.frames += 1

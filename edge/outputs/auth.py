@@ -8,24 +8,36 @@ rate limiting, and ``medtrack token``.
   is signed with the token, so rotating the token ends every session.
 - Cookie sessions must send ``X-CSRF-Token`` on mutating requests, equal to the readable
   ``medtrack_csrf`` cookie, which is itself bound to the session (double submit, signed).
-- Failed logins (form or bearer) are rate-limited per client address and overall.
+- Logging out revokes the session on the server (``<state_dir>/web_revoked``, kept until the
+  session would have expired, so a copied cookie stays dead across a restart).
+- Failed logins (form or bearer, malformed ones included) are rate-limited per client address (an
+  IPv6 client by its /64). Only the guesser waits: a wave of failures from many addresses is logged
+  but never locks out a client that has not failed itself.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import hmac
+import ipaddress
+import json
+import logging
 import os
 import secrets
 import sys
 import time
-from collections import deque
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+log = logging.getLogger(__name__)
+
 TOKEN_FILE = "web_token"
+REVOKED_FILE = "web_revoked"
+MAX_REVOKED = 10_000
 SESSION_COOKIE = "medtrack_session"
 CSRF_COOKIE = "medtrack_csrf"
 CSRF_HEADER = "X-CSRF-Token"
@@ -72,14 +84,35 @@ def load_or_create_token(path: str | Path, rotate: bool = False) -> str:
     return token
 
 
+def client_key(address: str | None) -> str:
+    """The rate-limit key of a peer address: the address itself, an IPv6 one by its /64 (one host
+    usually owns a whole /64)."""
+    if not address:
+        return "?"
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address[:64]
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.ip_network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
 class RateLimiter:
-    """Sliding-window limit on failures: ``per_client`` per address and ``overall`` in ``window_s``."""
+    """Sliding window of failures per client: a client with ``per_client`` failures in ``window_s``
+    waits. More than ``overall`` failures in the window from everyone together (a distributed guess)
+    is logged as a warning once per window; it never makes a client that has not failed wait."""
 
     def __init__(self, per_client: int = 5, overall: int = 50, window_s: float = 300.0,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, max_clients: int = 10_000):
         self.per_client, self.overall, self.window_s, self.clock = per_client, overall, window_s, clock
-        self._fails: dict[str, deque[float]] = {}
+        self.max_clients = max_clients
+        self._fails: OrderedDict[str, deque[float]] = OrderedDict()
         self._all: deque[float] = deque()
+        self._warned_at = float("-inf")
+        self._throttle_logged_at = float("-inf")
 
     def _trim(self, q: deque[float], now: float) -> None:
         while q and q[0] <= now - self.window_s:
@@ -88,25 +121,39 @@ class RateLimiter:
     def retry_after(self, client: str) -> float:
         """0 if this client may try now, else seconds to wait."""
         now = self.clock()
-        self._trim(self._all, now)
-        q = self._fails.get(client)
-        if q is not None:
-            self._trim(q, now)
-            if not q:
-                del self._fails[client]
-        waits = [0.0]
-        if q and len(q) >= self.per_client:
-            waits.append(q[0] + self.window_s - now)
-        if len(self._all) >= self.overall:
-            waits.append(self._all[0] + self.window_s - now)
-        return max(waits)
+        key = client_key(client)
+        q = self._fails.get(key)
+        if q is None:
+            return 0.0
+        self._trim(q, now)
+        if not q:
+            del self._fails[key]
+            return 0.0
+        return max(0.0, q[0] + self.window_s - now) if len(q) >= self.per_client else 0.0
 
     def failed(self, client: str) -> None:
         now = self.clock()
-        if len(self._fails) > 10_000:  # bound memory under a scan
-            self._fails.clear()
-        self._fails.setdefault(client, deque()).append(now)
+        key = client_key(client)
+        q = self._fails.pop(key, None) or deque(maxlen=self.per_client)
+        q.append(now)
+        self._fails[key] = q   # most recently failed last
+        while len(self._fails) > self.max_clients:   # bound memory: forget the longest-quiet client
+            self._fails.popitem(last=False)
+        if len(q) == self.per_client and now - self._throttle_logged_at >= 10.0:
+            self._throttle_logged_at = now   # one line per 10 s at most, whatever the scan
+            log.warning("web: %s is throttled after %d failed logins within %.0f s", key, self.per_client,
+                        self.window_s)
+        self._trim(self._all, now)
         self._all.append(now)
+        if len(self._all) > self.overall and now - self._warned_at >= self.window_s:
+            self._warned_at = now
+            log.warning("web: %d failed logins from %d addresses in the last %.0f s: someone may be "
+                        "guessing the access token (each address is throttled after %d)", len(self._all),
+                        len(self._fails), self.window_s, self.per_client)
+
+    def overall_failures(self) -> int:
+        self._trim(self._all, self.clock())
+        return len(self._all)
 
 
 @dataclass(frozen=True)
@@ -126,11 +173,46 @@ class Authenticator:
         self.limiter = limiter or RateLimiter()
         self._token = ""
         self._mtime: int | None = None
+        self._revoked: dict[str, int] = {}   # session nonce -> its expiry (epoch s)
         if enabled:
             if self.token_file is None:
                 raise AuthError("web auth is on but no token file was given")
             self._token = load_or_create_token(self.token_file)
             self._mtime = self._stat()
+            self._revoked = self._load_revoked()
+
+    @property
+    def revoked_file(self) -> Path | None:
+        return self.token_file.with_name(REVOKED_FILE) if self.token_file else None
+
+    def _load_revoked(self) -> dict[str, int]:
+        path = self.revoked_file
+        try:
+            data = json.loads(path.read_text(encoding="utf-8")) if path and path.exists() else {}
+        except (OSError, ValueError) as exc:
+            log.warning("web: revoked sessions file %s unreadable (%s); ignoring it", path, exc)
+            return {}
+        now = self.clock()
+        if not isinstance(data, dict):
+            return {}
+        return {str(k): int(v) for k, v in data.items() if isinstance(v, int) and v >= now}
+
+    def _save_revoked(self) -> None:
+        path = self.revoked_file
+        if path is None:
+            return
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                json.dump(self._revoked, fh)
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:  # still revoked in memory until the next restart
+            log.error("web: cannot save revoked sessions to %s (%s); make it writable", path, exc.strerror)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
     def _stat(self) -> int | None:
         try:
@@ -151,8 +233,11 @@ class Authenticator:
         return self._token
 
     def check_token(self, candidate: str) -> bool:
+        """True for the current token; False for anything else, undecodable bytes included."""
         token = self.token
-        return bool(token) and hmac.compare_digest(candidate.encode(), token.encode())
+        if not token or not isinstance(candidate, str) or not candidate.isascii():
+            return False
+        return hmac.compare_digest(candidate.encode(), token.encode())
 
     def _sign(self, *parts: str) -> str:
         return hmac.new(self.token.encode(), "|".join(parts).encode(), hashlib.sha256).hexdigest()
@@ -165,17 +250,27 @@ class Authenticator:
 
     def session(self, cookie: str | None) -> Session | None:
         """The session a cookie proves, or None (bad signature, expired, or token rotated)."""
-        if not cookie:
+        if not cookie or len(cookie) > 512 or not cookie.isascii():
             return None
         parts = cookie.split(".")
-        if len(parts) != 3 or not parts[1].isdigit():
+        if len(parts) != 3 or not parts[1].isdigit() or len(parts[1]) > 12:
             return None
         nonce, expires, sig = parts
         if not hmac.compare_digest(sig, self._sign("session", nonce, expires)):
             return None
-        if int(expires) < self.clock():
+        if int(expires) < self.clock() or nonce in self._revoked:
             return None
         return Session(nonce, int(expires))
+
+    def revoke(self, session: Session) -> None:
+        """End a session on the server (logout): its cookie is refused from now on, also after a
+        restart, until it would have expired anyway."""
+        now = self.clock()
+        self._revoked = {n: e for n, e in self._revoked.items() if e >= now}
+        self._revoked[session.nonce] = session.expires
+        while len(self._revoked) > MAX_REVOKED:   # bound the file: drop what expires first
+            del self._revoked[min(self._revoked, key=self._revoked.__getitem__)]
+        self._save_revoked()
 
     def csrf_for(self, nonce: str) -> str:
         return self._sign("csrf", nonce)

@@ -8,8 +8,14 @@ Runs in the service's event loop (aiohttp). Routes:
   ``GET /api/health``, ``GET /api/stream`` (SSE), ``GET /metrics``
 - ``POST /api/acknowledge`` ``{"long": false, "by": "name"}``, ``POST /api/silence`` (long silence)
 
-Every 4xx/5xx answer is JSON ``{"error": "...", "status": N}``; bodies are capped at
-``MAX_BODY_BYTES``. No image or audio is ever served: only labels, scores and events.
+Every 4xx/5xx answer is JSON ``{"error": "...", "status": N}``, malformed HTTP included; bodies are
+capped at ``MAX_BODY_BYTES``. No image or audio is ever served: only labels, scores and events.
+
+Against slow and idle clients (:class:`ConnectionGuard`): a connection must send its request
+headers within ``HEADER_TIMEOUT_S`` and a body within ``BODY_TIMEOUT_S``; open connections are
+capped below the open-file limit, and at the cap the oldest connection with no request in
+progress is closed to make room, so idle sockets cannot take the page down. Errors about
+refused connections or malformed requests are one log line, at most one per ``LOG_EVERY_S``.
 """
 
 from __future__ import annotations
@@ -20,17 +26,20 @@ import html
 import json
 import logging
 import re
+import resource
 import secrets
 import ssl
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import lru_cache
+from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from aiohttp import web
+from aiohttp import hdrs, web
+from aiohttp.web_protocol import RequestHandler
 
 from edge import __version__
 from edge import store as store_mod
@@ -46,6 +55,8 @@ from edge.outputs.auth import (
     SESSION_MAX_AGE_S,
     Authenticator,
     AuthError,
+    Session,
+    client_key,
     token_path,
 )
 
@@ -61,6 +72,14 @@ STATIC_TYPES = {".js": "text/javascript", ".css": "text/css", ".json": "applicat
 PUBLIC_STATIC = {"app.css", "login.js", "i18n.json", "favicon.svg", "common.js"}
 MAX_BODY_BYTES = 16 * 1024
 MAX_SSE_CLIENTS = 20
+MAX_SSE_PER_CLIENT = 4          # live-update streams one client address may hold
+SSE_WRITE_TIMEOUT_S = 10.0      # a live client that stops reading is dropped
+HEADER_TIMEOUT_S = 10.0         # request headers must arrive within this (also the keep-alive idle)
+BODY_TIMEOUT_S = 10.0           # a request body must arrive within this
+MAX_CONNECTIONS = 512           # open connections, further capped by the open-file limit
+FD_RESERVE = 128                # files kept free for the store, models, capture and logs
+LOG_EVERY_S = 10.0              # at most one line per kind of connection-level error this often
+SERVER_NAME = "medtrack"        # the Server header: no software version
 SSE_MIN_INTERVAL_S = 0.25       # live states at most 4 per second per client
 SSE_HEARTBEAT_S = 15.0
 TIMELINE_MEMORY_S = 1800.0
@@ -78,8 +97,10 @@ RECENT = web.AppKey("recent", object)
 COUNTERS = web.AppKey("counters", AlarmCounters)
 SYSTEM = web.AppKey("system", SystemStats)
 CLOSING = web.AppKey("closing", asyncio.Event)
-SSE_CLIENTS = web.AppKey("sse_clients", set)
+SSE_CLIENTS = web.AppKey("sse_clients", dict)   # live stream -> its client key
+GUARD = web.AppKey("guard", object)
 WHO = web.RequestKey("who", str)
+SESSION = web.RequestKey("session", Session)
 
 
 def json_error(status: int, message: str, **extra: Any) -> web.Response:
@@ -216,24 +237,29 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if mutating and not _csrf_ok_without_session(request):
             return json_error(403, f"missing or wrong {CSRF_HEADER} header (reload the page)")
         return await handler(request)
+    client = request.remote or "?"
     header = request.headers.get("Authorization", "")
     if header:
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            return _unauthorized("Authorization must be 'Bearer <token>'")
-        client = request.remote or "?"
-        wait = auth.limiter.retry_after(client)
+        wait = auth.limiter.retry_after(client)   # the guesser waits; other addresses do not
         if wait > 0:
             return _too_many(wait)
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            auth.limiter.failed(client)
+            return _unauthorized("Authorization must be 'Bearer <token>'")
         if not auth.check_token(token.strip()):
             auth.limiter.failed(client)
             return _unauthorized("wrong token; see `medtrack token` on the box")
         request[WHO] = "web:api"
         return await handler(request)
-    session = auth.session(request.cookies.get(SESSION_COOKIE))
+    cookie = request.cookies.get(SESSION_COOKIE)
+    session = auth.session(cookie)
     if session is None:
+        if cookie and not cookie.isascii():   # no browser of ours holds such a cookie: a probe
+            auth.limiter.failed(client)
         if request.method == "GET" and request.path == "/":
-            raise web.HTTPSeeOther("/login" + (f"?lang={request.query['lang']}" if "lang" in request.query else ""))
+            lang = request.query.get("lang")
+            raise web.HTTPSeeOther("/login" + (f"?lang={lang}" if lang in LANGS else ""))
         return _unauthorized("log in first, or send 'Authorization: Bearer <token>'")
     if mutating:
         if not _same_origin(request):
@@ -241,6 +267,7 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if not auth.check_csrf(session, request.headers.get(CSRF_HEADER), request.cookies.get(CSRF_COOKIE)):
             return json_error(403, f"missing or wrong {CSRF_HEADER} header (reload the page)")
     request[WHO] = "web"
+    request[SESSION] = session
     return await handler(request)
 
 
@@ -265,6 +292,7 @@ def _csrf_ok_without_session(request: web.Request) -> bool:
 
 async def _security_headers(request: web.Request, response: web.StreamResponse) -> None:
     h = response.headers
+    h[hdrs.SERVER] = SERVER_NAME
     h.setdefault("Content-Security-Policy", CSP)
     h.setdefault("X-Content-Type-Options", "nosniff")
     h.setdefault("X-Frame-Options", "DENY")
@@ -300,9 +328,18 @@ def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) 
     return value
 
 
+async def _read_body(request: web.Request) -> bytes:
+    """The request body within BODY_TIMEOUT_S (408 for a client that sends it too slowly)."""
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            return await request.read()  # raises 413 beyond client_max_size
+    except TimeoutError:
+        raise web.HTTPRequestTimeout(reason=f"request body not received within {BODY_TIMEOUT_S:.0f} s") from None
+
+
 async def _json_body(request: web.Request) -> dict[str, Any]:
     """The request's JSON object ({} for an empty body); 4xx for anything else."""
-    body = await request.read()  # raises 413 beyond client_max_size
+    body = await _read_body(request)
     if not body.strip():
         return {}
     if request.content_type != "application/json":
@@ -394,8 +431,20 @@ async def login_post(request: web.Request) -> web.StreamResponse:
             return resp
         return _too_many(wait)
     if request.content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
+        auth.limiter.failed(client)
         raise web.HTTPUnsupportedMediaType(reason="log in with a form: token=<the access token>")
-    form = await request.post()
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT_S):
+            form = await request.post()
+    except web.HTTPException:
+        auth.limiter.failed(client)
+        raise
+    except TimeoutError:
+        auth.limiter.failed(client)
+        raise web.HTTPRequestTimeout(reason=f"login form not received within {BODY_TIMEOUT_S:.0f} s") from None
+    except Exception:  # noqa: BLE001 - any malformed form (bad bytes, broken multipart) is the client's
+        auth.limiter.failed(client)
+        return json_error(400, "login form could not be read; send token=<the access token> as UTF-8")
     token = form.get("token")
     if not isinstance(token, str) or not auth.check_token(token.strip()):
         auth.limiter.failed(client)
@@ -412,6 +461,9 @@ async def login_post(request: web.Request) -> web.StreamResponse:
 
 
 async def logout(request: web.Request) -> web.Response:
+    session = request.get(SESSION)
+    if session is not None:   # ended on the server: the old cookie is refused from now on
+        request.app[AUTH].revoke(session)
     resp = web.json_response({"ok": True})
     resp.del_cookie(SESSION_COOKIE, path="/")
     resp.del_cookie(CSRF_COOKIE, path="/")
@@ -555,21 +607,29 @@ async def stream(request: web.Request) -> web.StreamResponse:
     app = request.app
     if len(app[SSE_CLIENTS]) >= MAX_SSE_CLIENTS:
         return json_error(503, f"too many live clients (limit {MAX_SSE_CLIENTS})")
+    peer = client_key(request.remote)
+    if sum(1 for p in app[SSE_CLIENTS].values() if p == peer) >= MAX_SSE_PER_CLIENT:
+        return json_error(429, f"too many live streams from your address (limit {MAX_SSE_PER_CLIENT}); "
+                          "close a tab")
     hub = _hub(request)
     resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                                        "X-Accel-Buffering": "no"})
     await resp.prepare(request)
     states = hub.states.subscribe(maxsize=4, name="sse")
     events = hub.events.subscribe(maxsize=64, name="sse")
-    app[SSE_CLIENTS].add(resp)
+    app[SSE_CLIENTS][resp] = peer
     loop = asyncio.get_running_loop()
     closing = asyncio.ensure_future(app[CLOSING].wait())
     get_state = asyncio.ensure_future(states.get())
     get_event = asyncio.ensure_future(events.get())
     pending_state = False
     last_sent = float("-inf")
+    async def write(data: bytes) -> None:
+        async with asyncio.timeout(SSE_WRITE_TIMEOUT_S):   # a client that stops reading is dropped
+            await resp.write(data)
+
     try:
-        await resp.write(b"retry: 3000\n\n" + _sse("state", _state_payload(hub)))
+        await write(b"retry: 3000\n\n" + _sse("state", _state_payload(hub)))
         last_sent = loop.time()
         while True:
             timeout = SSE_HEARTBEAT_S
@@ -595,16 +655,159 @@ async def stream(request: web.Request) -> web.StreamResponse:
             if not out and not done:
                 out = b": ping\n\n"
             if out:
-                await resp.write(out)
-    except (ConnectionResetError, asyncio.CancelledError, RuntimeError):
+                await write(out)
+    except (ConnectionResetError, asyncio.CancelledError, RuntimeError, TimeoutError):
         pass
     finally:
         for task in (closing, get_state, get_event):
             task.cancel()
         states.close()
         events.close()
-        app[SSE_CLIENTS].discard(resp)
+        app[SSE_CLIENTS].pop(resp, None)
     return resp
+
+
+# ---------------------------------------------------------------------------- connections
+
+class LogLimiter:
+    """One log line per ``every_s`` for a kind of repeated problem; the lines in between are
+    counted and reported with the next one."""
+
+    def __init__(self, every_s: float = LOG_EVERY_S, clock: Callable[[], float] = time.monotonic):
+        self.every_s, self.clock = every_s, clock
+        self._last: dict[str, float] = {}
+        self._skipped: dict[str, int] = {}
+
+    def log(self, logger: logging.Logger, level: int, kind: str, message: str) -> bool:
+        now = self.clock()
+        if now - self._last.get(kind, float("-inf")) < self.every_s:
+            self._skipped[kind] = self._skipped.get(kind, 0) + 1
+            return False
+        self._last[kind] = now
+        skipped = self._skipped.pop(kind, 0)
+        logger.log(level, "%s%s", message, f" (and {skipped} more like it since the last report)" if skipped else "")
+        return True
+
+
+def max_connections(limit: int = MAX_CONNECTIONS) -> int:
+    """The connection cap: ``limit``, or fewer when the open-file limit leaves less room."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return limit
+    return max(16, min(limit, soft - FD_RESERVE))
+
+
+class ConnectionGuard:
+    """Open connections of the server, oldest first, and which of them are handling a request.
+
+    At the cap, a new connection makes the oldest idle one (no request in progress: an idle
+    keep-alive, or a client still dribbling its headers) close; when every connection is busy the
+    new one is closed instead."""
+
+    def __init__(self, limit: int = MAX_CONNECTIONS, log_limiter: LogLimiter | None = None):
+        self.limit = limit
+        self.logs = log_limiter or LogLimiter()
+        self.evicted = 0
+        self.refused = 0
+        self._conns: dict[asyncio.BaseTransport, int] = {}   # insertion order = age; value: requests in progress
+
+    def __len__(self) -> int:
+        return len(self._conns)
+
+    def opened(self, transport: asyncio.BaseTransport) -> None:
+        self._conns[transport] = 0
+        if len(self._conns) <= self.limit:
+            return
+        victim = next((t for t, busy in self._conns.items() if not busy and t is not transport), transport)
+        if victim is transport:
+            self.refused += 1
+        else:
+            self.evicted += 1
+        self._conns.pop(victim, None)
+        victim.abort()
+        self.logs.log(log, logging.WARNING, "cap",
+                      f"web: {self.limit} connections open (the cap); closing the oldest idle one "
+                      f"({self.evicted} closed, {self.refused} refused so far)")
+
+    def closed(self, transport: asyncio.BaseTransport | None) -> None:
+        if transport is not None:
+            self._conns.pop(transport, None)
+
+    def busy(self, transport: asyncio.BaseTransport | None, delta: int) -> None:
+        if transport is not None and transport in self._conns:
+            self._conns[transport] = max(0, self._conns[transport] + delta)
+
+
+@web.middleware
+async def busy_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Mark the connection busy while its request is handled (busy connections are never evicted)."""
+    guard: ConnectionGuard = request.app[GUARD]  # type: ignore[assignment]
+    transport = request.transport
+    guard.busy(transport, 1)
+    try:
+        return await handler(request)
+    finally:
+        guard.busy(transport, -1)
+
+
+class GuardedRequestHandler(RequestHandler):
+    """aiohttp's connection handler, reporting to a :class:`ConnectionGuard`, answering malformed
+    HTTP with JSON and logging it as one rate-limited line instead of a traceback."""
+
+    def __init__(self, manager: web.Server, *, guard: ConnectionGuard, **kwargs: Any):
+        super().__init__(manager, **kwargs)
+        self.guard = guard
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        self.guard.opened(transport)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        self.guard.closed(self.transport)
+        super().connection_lost(exc)
+
+    def log_exception(self, *args: Any, **kw: Any) -> None:
+        exc = kw.get("exc_info")
+        what = f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}" \
+            if isinstance(exc, BaseException) else "error"
+        self.guard.logs.log(log, logging.INFO, "http", f"web: request failed ({what})")
+
+    def handle_error(self, request: Any, status: int = 500, exc: BaseException | None = None,
+                     message: str | None = None) -> web.StreamResponse:
+        if status >= 500:   # a bug, not the client: keep its traceback (rate-limited)
+            if self.guard.logs.log(log, logging.ERROR, "http500", "web: internal error answering a request"):
+                log.debug("web: the internal error", exc_info=exc)
+        else:
+            self.log_exception("error", exc_info=exc)
+        if request.writer.output_size > 0:
+            raise ConnectionError("response already started; cannot send an error")
+        reason = HTTPStatus(status).phrase if status in HTTPStatus._value2member_map_ else "error"
+        detail = (message or "").splitlines()[0][:200] if message else ""
+        resp = json_error(status, f"{reason}: {detail}" if detail and status < 500 else reason)
+        resp.headers[hdrs.SERVER] = SERVER_NAME
+        resp.force_close()
+        return resp
+
+
+class _QuietAccept:
+    """Event-loop exception handler: ``accept()`` failures (out of file descriptors) as one line
+    per LOG_EVERY_S, everything else to the previous handler."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, limiter: LogLimiter):
+        self.loop, self.limiter = loop, limiter
+        self.previous = loop.get_exception_handler()
+
+    def __call__(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        message = str(context.get("message", ""))
+        if message.startswith("socket.accept()"):
+            exc = context.get("exception")
+            self.limiter.log(log, logging.ERROR, "accept", f"web: cannot accept connections ({exc}); "
+                             "raise LimitNOFILE in the service unit")
+            return
+        if self.previous is not None:
+            self.previous(loop, context)
+        else:
+            loop.default_exception_handler(context)
 
 
 # ---------------------------------------------------------------------------- app
@@ -645,7 +848,8 @@ def make_app(hub: Hub, store: EventStore | None, config: Config, *, auth: Authen
     if auth is None:
         auth = Authenticator(token_path(config.service.state_dir) if config.web.auth else None,
                              enabled=config.web.auth)
-    app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[error_middleware, auth_middleware])
+    app = web.Application(client_max_size=MAX_BODY_BYTES,
+                          middlewares=[busy_middleware, error_middleware, auth_middleware])
     app[HUB] = hub
     app[STORE] = store
     app[CONFIG] = config
@@ -654,7 +858,8 @@ def make_app(hub: Hub, store: EventStore | None, config: Config, *, auth: Authen
     app[COUNTERS] = AlarmCounters()
     app[SYSTEM] = system or SystemStats(config.service.state_dir)
     app[CLOSING] = asyncio.Event()
-    app[SSE_CLIENTS] = set()
+    app[SSE_CLIENTS] = {}
+    app[GUARD] = ConnectionGuard()
     app.on_response_prepare.append(_security_headers)
     app.on_shutdown.append(_on_shutdown)
     app.cleanup_ctx.append(_observer)
@@ -689,13 +894,41 @@ def tls_context(cert: str, key: str) -> ssl.SSLContext:
     return ctx
 
 
+class GuardedSite(web.TCPSite):
+    """A TCP site whose connections go through a :class:`GuardedRequestHandler`."""
+
+    def __init__(self, runner: web.AppRunner, host: str, port: int, guard: ConnectionGuard, **kwargs: Any):
+        super().__init__(runner, host, port, **kwargs)
+        self.guard = guard
+
+    async def start(self) -> None:
+        self._runner._reg_site(self)  # what BaseSite.start does
+        server = self._runner.server
+        assert server is not None
+        loop = asyncio.get_running_loop()
+
+        def factory() -> GuardedRequestHandler:
+            return GuardedRequestHandler(server, loop=loop, guard=self.guard, **HANDLER_ARGS)
+
+        self._server = await loop.create_server(
+            factory, self._host, self._port, ssl=self._ssl_context, backlog=self._backlog,
+            reuse_address=self._reuse_address, reuse_port=self._reuse_port,
+            ssl_handshake_timeout=HEADER_TIMEOUT_S if self._ssl_context else None)
+
+
+HANDLER_ARGS: dict[str, Any] = {"access_log": None, "keepalive_timeout": HEADER_TIMEOUT_S,
+                                "lingering_time": 2.0, "max_headers": 64}
+
+
 async def start_site(app: web.Application, host: str, port: int,
                      ssl_context: ssl.SSLContext | None = None) -> tuple[web.AppRunner, int]:
     """Start serving ``app``; returns the runner (``await runner.cleanup()`` to stop) and the bound
     port (useful with port 0)."""
-    runner = web.AppRunner(app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+    guard: ConnectionGuard = app[GUARD]  # type: ignore[assignment]
+    guard.limit = min(guard.limit, max_connections())
+    runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0, **HANDLER_ARGS)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, ssl_context=ssl_context, backlog=256)
+    site = GuardedSite(runner, host, port, guard, ssl_context=ssl_context, backlog=256)
     try:
         await site.start()
     except OSError:
@@ -729,19 +962,26 @@ async def serve(hub: Hub, stop: asyncio.Event) -> None:
         log.warning("web: authentication is OFF ([web] auth = false): anyone on the network can "
                     "see the page and acknowledge alarms")
     app = make_app(hub, store, cfg, auth=auth)
+    loop = asyncio.get_running_loop()
+    quiet = _QuietAccept(loop, app[GUARD].logs)  # type: ignore[attr-defined]
+    loop.set_exception_handler(quiet)
     try:
-        runner, port = await start_site(app, cfg.web.host, cfg.web.port, ssl_ctx)
-    except OSError as exc:
-        msg = (f"web: cannot listen on {cfg.web.host}:{cfg.web.port} ({exc.strerror or exc}); "
-               "is another program using the port? set [web] port or host")
-        log.error("%s", msg)
-        hub.set_health("web", "down", msg)
-        await stop.wait()
-        return
-    url = f"{'https' if ssl_ctx else 'http'}://{cfg.web.host}:{port}/"
-    log.info("web: status page on %s", url)
-    hub.set_health("web", "ok", url)
-    try:
-        await stop.wait()
+        try:
+            runner, port = await start_site(app, cfg.web.host, cfg.web.port, ssl_ctx)
+        except OSError as exc:
+            msg = (f"web: cannot listen on {cfg.web.host}:{cfg.web.port} ({exc.strerror or exc}); "
+                   "is another program using the port? set [web] port or host")
+            log.error("%s", msg)
+            hub.set_health("web", "down", msg)
+            await stop.wait()
+            return
+        url = f"{'https' if ssl_ctx else 'http'}://{cfg.web.host}:{port}/"
+        log.info("web: status page on %s (at most %d connections)", url, app[GUARD].limit)  # type: ignore[attr-defined]
+        hub.set_health("web", "ok", url)
+        try:
+            await stop.wait()
+        finally:
+            await runner.cleanup()
     finally:
-        await runner.cleanup()
+        if loop.get_exception_handler() is quiet:
+            loop.set_exception_handler(quiet.previous)
