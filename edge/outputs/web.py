@@ -240,18 +240,18 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
     client = request.remote or "?"
     header = request.headers.get("Authorization", "")
     if header:
-        wait = auth.limiter.retry_after(client)   # the guesser waits; other addresses do not
+        # a valid token always works; only wrong ones are throttled, per address (the guesser waits)
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() == "bearer" and token.strip() and auth.check_token(token.strip()):
+            request[WHO] = "web:api"
+            return await handler(request)
+        wait = auth.limiter.retry_after(client)
         if wait > 0:
             return _too_many(wait)
-        scheme, _, token = header.partition(" ")
+        auth.limiter.failed(client)
         if scheme.lower() != "bearer" or not token.strip():
-            auth.limiter.failed(client)
             return _unauthorized("Authorization must be 'Bearer <token>'")
-        if not auth.check_token(token.strip()):
-            auth.limiter.failed(client)
-            return _unauthorized("wrong token; see `medtrack token` on the box")
-        request[WHO] = "web:api"
-        return await handler(request)
+        return _unauthorized("wrong token; see `medtrack token` on the box")
     cookie = request.cookies.get(SESSION_COOKIE)
     session = auth.session(cookie)
     if session is None:
@@ -423,13 +423,6 @@ async def login_post(request: web.Request) -> web.StreamResponse:
     if not _same_origin(request):
         return json_error(403, "cross-origin login refused")
     client = request.remote or "?"
-    wait = auth.limiter.retry_after(client)
-    if wait > 0:
-        if _wants_html(request):
-            resp = _login_page(request, 429, text["login_rate"].replace("{s}", str(max(1, int(wait + 0.999)))))
-            resp.headers["Retry-After"] = str(max(1, int(wait + 0.999)))
-            return resp
-        return _too_many(wait)
     if request.content_type not in ("application/x-www-form-urlencoded", "multipart/form-data"):
         auth.limiter.failed(client)
         raise web.HTTPUnsupportedMediaType(reason="log in with a form: token=<the access token>")
@@ -447,6 +440,13 @@ async def login_post(request: web.Request) -> web.StreamResponse:
         return json_error(400, "login form could not be read; send token=<the access token> as UTF-8")
     token = form.get("token")
     if not isinstance(token, str) or not auth.check_token(token.strip()):
+        wait = auth.limiter.retry_after(client)   # a valid token always logs in; wrong ones wait
+        if wait > 0:
+            if _wants_html(request):
+                resp = _login_page(request, 429, text["login_rate"].replace("{s}", str(max(1, int(wait + 0.999)))))
+                resp.headers["Retry-After"] = str(max(1, int(wait + 0.999)))
+                return resp
+            return _too_many(wait)
         auth.limiter.failed(client)
         if _wants_html(request):
             return _login_page(request, 401, text["login_bad"])
