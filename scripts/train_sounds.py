@@ -107,6 +107,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = run_parser(__doc__, data_holds="vocal_bursts/ and ravdess/", out="runs/sounds", epochs=36,
                    batch=64, lr=2e-3, width=16)
     p.add_argument("--per-class", type=int, default=2000, help="training windows per class per epoch")
+    p.add_argument("--stages", default="1,2,3,4",
+                   help="channels of the four conv stages as multiples of --width (e.g. 1,2,4,6)")
     p.add_argument("--average-from", type=float, default=0.7,
                    help="average the weights from this fraction of the epochs on (exported when it validates better)")
     p.add_argument("--no-espeak", dest="espeak", action="store_false", help="no synthetic sentences in the speech class")
@@ -240,8 +242,9 @@ def epoch_bank(clips: list[Clip], audio: list[np.ndarray], weights: dict[str, np
 
 # --------------------------------------------------------------------------------------- model
 
-def build_model(tf, width: int = 16):
-    """Four 3x3 conv stages over the 99x40 log-mel window, average + max pooling, softmax."""
+def build_model(tf, width: int = 16, stages: tuple[int, ...] = (1, 2, 3, 4)):
+    """Four 3x3 conv stages (``width`` x ``stages`` channels) over the 99x40 log-mel window, each
+    but the last followed by 2x2 max pooling, then average + max pooling, softmax."""
     layers = tf.keras.layers
     reg = tf.keras.regularizers.l2(1e-4)
 
@@ -251,13 +254,13 @@ def build_model(tf, width: int = 16):
         return layers.ReLU()(x)
 
     inp = layers.Input(SOUND_FEATURE_SHAPE, name="logmel")
-    x = conv_bn(inp, width)                  # 99x40
+    x = conv_bn(inp, width * stages[0])      # 99x40
     x = layers.MaxPooling2D(2)(x)            # 49x20
-    x = conv_bn(x, width * 2)
+    x = conv_bn(x, width * stages[1])
     x = layers.MaxPooling2D(2)(x)            # 24x10
-    x = conv_bn(x, width * 3)
+    x = conv_bn(x, width * stages[2])
     x = layers.MaxPooling2D(2)(x)            # 12x5
-    x = conv_bn(x, width * 4)
+    x = conv_bn(x, width * stages[3])
     x = layers.Concatenate()([layers.GlobalAveragePooling2D()(x), layers.GlobalMaxPooling2D()(x)])
     x = layers.Dropout(0.3)(x)
     logits = layers.Dense(NUM_SOUNDS, name="logits", kernel_regularizer=reg, dtype="float32")(x)
@@ -300,6 +303,9 @@ def clip_report(window_probs: np.ndarray, owner: np.ndarray, clips: list[Clip]) 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    stages = tuple(int(k) for k in args.stages.split(","))
+    if len(stages) != 4 or min(stages) < 1:
+        raise SystemExit(f"error: --stages needs four positive multiples, not {args.stages!r}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     tf = start_tensorflow(args)
@@ -328,11 +334,11 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
 
     run = RunFolder(out)
-    model, state = run.open(tf, args.resume, lambda: build_model(tf, args.width),
+    model, state = run.open(tf, args.resume, lambda: build_model(tf, args.width, stages),
                             tf.keras.losses.SparseCategoricalCrossentropy(), args.lr)
     print(f"parameters: {model.count_params():,}", flush=True)
     average = WeightAverage(out / "average.weights.npz", int(args.average_from * args.epochs))
-    averaged = build_model(tf, args.width)
+    averaged = build_model(tf, args.width, stages)
 
     def validate(m) -> dict:
         rep = clip_report(m.predict(val_x, batch_size=512, verbose=0), val_owner, val)
@@ -371,11 +377,11 @@ def main(argv: list[str] | None = None) -> int:
                  if avg else "") + f" ({entry['epoch_s']:.0f}s, bank {t_bank:.0f}s)", flush=True)
 
     tf.keras.mixed_precision.set_global_policy("float32")
-    final = build_model(tf, args.width)
+    final = build_model(tf, args.width, stages)
     final.load_weights(run.best_weights) if run.best_weights.is_file() else final.set_weights(model.get_weights())
     selected, best_rep = "best_epoch", validate(final)
     if average.count:
-        averaged32 = build_model(tf, args.width)
+        averaged32 = build_model(tf, args.width, stages)
         averaged32.set_weights(average.weights())
         if bank_x is None:
             bank_x, _ = epoch_bank(train, train_audio, weights, state["epoch"] - 1, args.seed, 400)
@@ -395,6 +401,7 @@ def main(argv: list[str] | None = None) -> int:
     float_path, int8_path = export_float_and_int8(tf, final, out, STEM, [f[None] for f in rep_feats])
     metrics = {"classes": list(SOUND_CLASSES), "parameters": int(final.count_params()), "selected": selected,
                "epochs": state["epoch"], "best_epoch": state.get("best_epoch"), "seed": args.seed,
+               "width": args.width, "stages": list(stages), "per_class": args.per_class,
                "feature_shape": list(SOUND_FEATURE_SHAPE), "sample_rate": SR,
                "train_clips": len(train), "val_clips": len(val),
                "val_speakers": sorted({c.speaker for c in val}), "keras_validation": best_rep,
