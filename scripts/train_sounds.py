@@ -107,6 +107,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = run_parser(__doc__, data_holds="vocal_bursts/ and ravdess/", out="runs/sounds", epochs=36,
                    batch=64, lr=2e-3, width=16)
     p.add_argument("--per-class", type=int, default=2000, help="training windows per class per epoch")
+    p.add_argument("--other-factor", type=float, default=1.0,
+                   help="other_vocal gets this many times --per-class windows (more non-distress bursts)")
+    p.add_argument("--pleasant-share", type=float, default=1.0,
+                   help="sampling share of each pleasant EmoGator category within other_vocal (a Deeply class is 1)")
     p.add_argument("--stages", default="1,2,3,4",
                    help="channels of the four conv stages as multiples of --width (e.g. 1,2,4,6)")
     p.add_argument("--average-from", type=float, default=0.7,
@@ -193,10 +197,13 @@ def render(x: np.ndarray, kind: str, speech_pool: list[np.ndarray], rng: np.rand
     return np.clip(x * 10 ** (rng.uniform(-25, 10) / 20), -1, 1).astype(np.float32)
 
 
-def group_weights(clips: list[Clip]) -> dict[str, np.ndarray]:
+def group_weights(clips: list[Clip], pleasant_share: float = 1.0) -> dict[str, np.ndarray]:
     """Per class, the sampling probability of each training clip: each source group (a Deeply class,
-    an EmoGator category, RAVDESS, espeak) gets an equal share of its class, except EmoGator's other
-    categories outside ``EMOGATOR_PLEASANT``, which share three group shares between them."""
+    an EmoGator category, RAVDESS, espeak) gets an equal share of its class, except EmoGator's
+    pleasant categories (``pleasant_share`` each) and its other categories outside
+    ``EMOGATOR_PLEASANT``, which share three group shares between them. (EmoGator's recordings fill
+    half of every distress class: its non-distress bursts need as much weight, or the model learns
+    the recording channel instead of the sound.)"""
     out = {}
     for kind in SOUND_CLASSES:
         idx = [i for i, c in enumerate(clips) if c.kind == kind]
@@ -210,7 +217,8 @@ def group_weights(clips: list[Clip]) -> dict[str, np.ndarray]:
                 ("ravdess" if src.startswith("ravdess/") else src)
             groups.setdefault(key, []).append(i)
         w = np.zeros(len(clips))
-        share = {k: (3.0 if k == "emogator/other" else 1.0) for k in groups}
+        share = {k: (3.0 if k == "emogator/other" else
+                     pleasant_share if k[len("emogator/"):] in EMOGATOR_PLEASANT else 1.0) for k in groups}
         total = sum(share.values())
         for k, members in groups.items():
             w[members] = share[k] / total / len(members)
@@ -219,7 +227,7 @@ def group_weights(clips: list[Clip]) -> dict[str, np.ndarray]:
 
 
 def epoch_bank(clips: list[Clip], audio: list[np.ndarray], weights: dict[str, np.ndarray], epoch: int,
-               seed: int, per_class: int) -> tuple[np.ndarray, np.ndarray]:
+               seed: int, per_class: int, other_factor: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng([seed, epoch])
     speech_pool = [audio[i] for i, c in enumerate(clips) if c.kind == "speech"]
     feats, labels = [], []
@@ -233,7 +241,8 @@ def epoch_bank(clips: list[Clip], audio: list[np.ndarray], weights: dict[str, np
                 labels.append(k)
             continue
         w = weights[kind]
-        for i in rng.choice(len(clips), size=per_class, p=w / w.sum()):
+        n = int(round(per_class * other_factor)) if kind == "other_vocal" else per_class
+        for i in rng.choice(len(clips), size=n, p=w / w.sum()):
             feats.append(spec_augment(sound_features(render(audio[i], kind, speech_pool, rng)), rng))
             labels.append(k)
     order = rng.permutation(len(feats))
@@ -327,7 +336,7 @@ def main(argv: list[str] | None = None) -> int:
         synth = espeak_sentences(out / "espeak_speech.npz", args.seed)
         train += [Clip(Path("espeak"), "speech", "espeak", f"s:{i}") for i in range(len(synth))]
         train_audio += synth
-    weights = group_weights(train)
+    weights = group_weights(train, args.pleasant_share)
     val_x, val_owner = val_windows(val_audio)
     print(f"train {len(train)} clips ({len({c.speaker for c in train})} speakers), val {len(val)} clips "
           f"({len({c.speaker for c in val})} speakers, {len(val_x)} windows); loaded in {time.time() - t0:.0f}s",
@@ -349,7 +358,7 @@ def main(argv: list[str] | None = None) -> int:
     for epoch in range(state["epoch"], args.epochs):
         start = time.time()
         bank_x, bank_y = epoch_bank(train, train_audio, weights, epoch, args.seed,
-                                    args.per_class if not args.limit else min(args.per_class, 64))
+                                    args.per_class if not args.limit else min(args.per_class, 64), args.other_factor)
         t_bank = time.time() - start
         model.optimizer.learning_rate.assign(lr_at(epoch, args.epochs, args.lr))
         n = len(bank_x) if not args.steps else min(len(bank_x), args.steps * args.batch)
@@ -402,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics = {"classes": list(SOUND_CLASSES), "parameters": int(final.count_params()), "selected": selected,
                "epochs": state["epoch"], "best_epoch": state.get("best_epoch"), "seed": args.seed,
                "width": args.width, "stages": list(stages), "per_class": args.per_class,
+               "other_factor": args.other_factor, "pleasant_share": args.pleasant_share,
                "feature_shape": list(SOUND_FEATURE_SHAPE), "sample_rate": SR,
                "train_clips": len(train), "val_clips": len(val),
                "val_speakers": sorted({c.speaker for c in val}), "keras_validation": best_rep,
