@@ -153,7 +153,10 @@ class Service:
         voice = self._load_stage("voice", cfg.voice.enabled, load_voice_stage, self._voice_stage)
         media = isinstance(self.clock, MediaClock)
         slot = LatestSlot(lossless=media and cfg.camera.backend == "file")
-        ring = AudioRing(seconds=4.0, lossless=media and cfg.microphone.backend == "file")
+        # played as fast as possible, the file reader drives the media clock: a short lossless ring
+        # keeps it within half a second of the audio being analysed, as a live microphone would
+        lossless_audio = media and cfg.microphone.backend == "file"
+        ring = AudioRing(seconds=0.5 if lossless_audio else 4.0, lossless=lossless_audio)
         pipeline_ref: list[Pipeline] = []
 
         def on_health(name: str, status: str, detail: str) -> None:
