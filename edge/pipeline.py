@@ -1,10 +1,12 @@
 """The analysis pipeline: face and voice stages in worker threads, fusion, and state publication.
 
 Data flow: camera source -> ``LatestSlot`` -> face worker (detect, select, crop, classify) and
-microphone source -> ``AudioRing`` -> voice worker (webrtcvad gating, sliding windows over speech
-only, classify). Workers hand results to the event loop with ``call_soon_threadsafe``; the loop
-fuses them and publishes an ``EmotionState`` on ``hub.states`` for every result, plus a heartbeat
-state when nothing arrives (an empty room still produces states). The face worker always takes the
+microphone source -> ``AudioRing`` -> voice worker (webrtcvad, the sound-event model on the last
+second every hop, the speech-emotion model on what it calls speech). Workers hand results to the
+event loop with ``call_soon_threadsafe``; the loop fuses them, feeds each hop's sound to the
+``SoundMonitor`` (what the box hears, vocal distress) and publishes an ``EmotionState`` on
+``hub.states`` for every result, plus a heartbeat state when nothing arrives (an empty room still
+produces states). The face worker always takes the
 newest frame: when it falls behind, frames are skipped, never queued.
 """
 

@@ -19,7 +19,7 @@ followed by 1 s of silence, as if played to the box one clip at a time. The last
 object: n, distress_auc (clip score: the highest vocal-distress score the box reaches on the clip;
 positives scream, cry, moan), distress_recall and false_alarm_rate (distress clips, and all others,
 with at least one half-second the box counts as distress sound at its shipped ``flag_threshold``),
-per_kind (n, flagged, mean score, share of windows per sound class), speech_recall (speech clips
+per_kind (n, flagged, speech_reached, mean score, share of windows per sound class), speech_recall (speech clips
 whose audio reached the speech-emotion model), ms_per_audio_s (the whole voice stage), models.
 
 For face and voice, the last line of stdout is one JSON object: n, accuracy, balanced_accuracy, per_class_recall,
@@ -190,6 +190,32 @@ def _has_speech(probs: np.ndarray, detail: Any) -> bool:
     return bool(speech) if speech is not None else bool(np.asarray(probs).sum() > 0)
 
 
+class StageClipClassifier:
+    """A clip through the service's live voice stage (webrtcvad, the sound-event gate, the speech
+    model on what it calls speech): the mean of the readings it gives; none is "no speech"."""
+
+    def __init__(self, model: Path, sound_model: Path, num_threads: int = 1):
+        from edge.config import Config, VoiceConfig
+        from edge.service import load_voice_stage
+
+        cfg = Config(voice=VoiceConfig(model=str(model.resolve()), sound_model=str(sound_model.resolve())))
+        cfg = dataclasses.replace(cfg, service=dataclasses.replace(cfg.service, inference_threads=num_threads))
+        self.stage = load_voice_stage(cfg)
+        self.model = None   # several models: see stage.models
+
+    def classify_clip(self, audio_16k: np.ndarray) -> tuple[np.ndarray, Any]:
+        self.stage.reset()
+        pcm = (np.clip(np.concatenate([audio_16k, np.zeros(SAMPLE_RATE, np.float32)]), -1, 1) * 32767).astype(np.int16)
+        probs = []
+        for k in range(0, len(pcm), SAMPLE_RATE // 10):
+            for reading, _, _ in self.stage.feed(pcm[k:k + SAMPLE_RATE // 10], (k + SAMPLE_RATE // 10) / SAMPLE_RATE):
+                if reading is not None:
+                    probs.append(reading.probs)
+        if not probs:
+            return np.zeros(len(LABELS), np.float32), None
+        return np.mean(np.asarray(probs), axis=0), None
+
+
 def evaluate_voice(folder: Path, model: Path, num_threads: int = 1,
                    make_classifier: Callable[[Path], ClipClassifier] | None = None) -> dict[str, Any]:
     items = load_voice_index(folder)
@@ -326,6 +352,7 @@ def evaluate_sounds(folder: Path, model: Path, voice_model: Path, num_threads: i
             continue
         labels = [lab for r in rs for lab in r["labels"]]
         per_kind[kind] = {"n": len(rs), "flagged": sum(r["flagged"] for r in rs),
+                          "speech_reached": sum(r["speech_reached"] for r in rs),
                           "mean_score": round(float(np.mean([r["score"] for r in rs])), 4),
                           "windows": {c: round(labels.count(c) / max(1, len(labels)), 3) for c in SOUND_CLASSES}}
     speech = [r for k, r in results if k == "speech"]
@@ -377,6 +404,9 @@ def main(argv: list[str] | None = None,
     voice = sub.add_parser("voice", help="speech-emotion model on a folder with index.csv")
     voice.add_argument("--dir", type=Path, required=True, help="folder holding index.csv and audio")
     voice.add_argument("--model", type=Path, default=DEFAULT_VOICE_MODEL)
+    voice.add_argument("--sound-gate", action="store_true",
+                       help="classify through the service's live voice stage, behind the sound-event gate")
+    voice.add_argument("--sound-model", type=Path, default=DEFAULT_SOUND_MODEL, help="with --sound-gate")
     sounds = sub.add_parser("sounds", help="sound-event stage and vocal distress on a folder with index.csv (file, kind)")
     sounds.add_argument("--dir", type=Path, required=True, help="folder holding index.csv and audio")
     sounds.add_argument("--model", type=Path, default=DEFAULT_SOUND_MODEL, help="sound-event model")
@@ -395,7 +425,12 @@ def main(argv: list[str] | None = None,
         if args.task == "face":
             result = evaluate_face(args.npz, args.model, args.threads, make_face_classifier)
         else:
+            if args.sound_gate and make_voice_classifier is None:
+                def make_voice_classifier(path: Path) -> ClipClassifier:
+                    return StageClipClassifier(path, args.sound_model, args.threads)
             result = evaluate_voice(args.dir, args.model, args.threads, make_voice_classifier)
+            if args.sound_gate:
+                result["sound_gate"] = True
     except (EvalInputError, ModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
