@@ -131,6 +131,7 @@ class AlarmConfig:
     no_patient_minutes: float = opt(0.0, "Low-priority alarm when no face is seen this long (0 = off).", min=0.0, max=1440.0)
     temperature_limit_c: float = opt(80.0, "CPU temperature that raises a technical alarm.", min=40.0, max=110.0)
     stall_s: float = opt(10.0, "No new state for this long = pipeline stalled (technical alarm).", min=1.0, max=600.0)
+    button_pause_minutes: int = opt(15, "Minutes of paused monitoring after a long press of the button with no alarm sounding (care in progress).", choices=[5, 15, 30])
 
 
 @dataclass(frozen=True)

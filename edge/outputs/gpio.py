@@ -3,7 +3,9 @@
 Follows the alarm machine's signal (``hub.alarm_snapshot()["signal"]``, re-read on every alarm
 event and every ``poll_s``) and plays the patterns of :mod:`edge.outputs.patterns` as asyncio tasks
 with an injectable clock and sleep, so the event loop never blocks and tests run on virtual time.
-A button press acknowledges (held >= ``long_press_s``: the longer silence). The buzzer is switched
+The button (:meth:`edge.alarm.AlarmMachine.press`): with an alarm sounding a press acknowledges it
+(held >= ``long_press_s``: the longer silence); with none sounding a long press pauses monitoring
+for ``[alarm] button_pause_minutes`` and a short press ends the pause. The buzzer is switched
 off on stop, on a crash (finally + atexit) and on SIGTERM. Off a Pi, gpiozero's ``MockFactory``
 with PWM pins drives the same devices; every pin change is logged at DEBUG.
 
@@ -240,9 +242,9 @@ class AckButton:
         self.loop.call_soon_threadsafe(self._ack, held >= self.long_press_s)
 
     def _ack(self, long: bool) -> None:
-        event = self.hub.acknowledge("button", long=long)
+        events = self.hub.press(long)
         log.info("button %s: %s", "long press" if long else "press",
-                 f"{event.kind} {event.condition}" if event else "nothing to acknowledge")
+                 ", ".join(f"{e.kind} {e.condition}" for e in events) if events else "nothing to do")
 
 
 def _install_sigterm(loop: asyncio.AbstractEventLoop, off: Callable[[], None]) -> Callable[[], None] | None:
