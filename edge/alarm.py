@@ -183,12 +183,15 @@ class AlarmMachine:
         events = self.set_technical("stalled", False, now=now) if "stalled" in self._low else []
         return events + self._evaluate(now)
 
-    def tick(self, now: float | None = None) -> list[AlarmEvent]:
-        """Advance timers: dwell, hysteresis, escalation, end of silence, stall, no patient."""
+    def tick(self, now: float | None = None, expect_states: bool = True) -> list[AlarmEvent]:
+        """Advance timers: dwell, hysteresis, escalation, end of silence, stall, no patient.
+        ``expect_states`` False (every source switched off or played to its end): no stall check."""
         now = self._now(now)
         events: list[AlarmEvent] = []
         c = self.config
-        if self._last_update is None:
+        if not expect_states:
+            pass
+        elif self._last_update is None:
             if now - self._created >= c.stall_s * STARTUP_GRACE_FACTOR:
                 events += self.set_technical("stalled", True, "no state since start", now)
         elif now - self._last_update >= c.stall_s:

@@ -171,7 +171,9 @@ class AlarmService:
     def tick(self) -> None:
         self.check_health()
         self.check_temperature()
-        self.emit(self.machine.tick(self.clock()))
+        sources = [self.hub.health.get(s) for s in ("camera", "microphone")]
+        expect = not all(h is not None and h.status == "disabled" for h in sources)
+        self.emit(self.machine.tick(self.clock(), expect_states=expect))
 
 
 async def serve(hub: Hub, stop: asyncio.Event, *, clock: Callable[[], float] | None = None,

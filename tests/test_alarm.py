@@ -720,3 +720,11 @@ def test_button_press_mapping() -> None:
     r.feed(0.8, 1)                                                  # sounding again after 120 s
     got = r.m.press(True, now=r.clock.t)                            # long press, alarm sounding
     assert [e.kind for e in got] == ["acknowledged"] and got[0].detail["silence_s"] == 600.0
+
+
+def test_no_stall_alarm_when_no_state_is_expected() -> None:
+    r = Rig()
+    r.feed(0.1, 2)
+    r.clock.t += 60.0
+    assert r.m.tick(r.clock.t, expect_states=False) == []    # the media ended: nothing should arrive
+    assert kinds(r.m.tick(r.clock.t)) == [("technical", "stalled", "low")]
