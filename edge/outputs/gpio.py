@@ -7,7 +7,8 @@ The button (:meth:`edge.alarm.AlarmMachine.press`): with an alarm sounding a pre
 (held >= ``long_press_s``: the longer silence); with none sounding a long press pauses monitoring
 for ``[alarm] button_pause_minutes`` and a short press ends the pause. The buzzer is switched
 off on stop, on a crash (finally + atexit) and on SIGTERM. Off a Pi, gpiozero's ``MockFactory``
-with PWM pins drives the same devices; every pin change is logged at DEBUG.
+with PWM pins drives the same devices; each pattern change is logged at INFO, every pin change at
+DEBUG.
 
 ``medtrack test-alarm`` (:func:`cli_test_alarm`) plays each pattern once, like a smoke alarm's
 test button.
@@ -163,10 +164,13 @@ class SignalOutputs:
         audio = sig.get("audio") if sig.get("audio") in AUDIO else None
         audio_id = (audio, str(sig.get("key", "")))
         if visual != self._visual:
+            log.info("gpio: LED %s pattern", visual)
             self._visual = visual
             self._cancel(self._visual_task)
             self._visual_task = asyncio.create_task(self.led_player.play(VISUAL[visual]), name=f"led-{visual}")
         if audio_id != self._audio_id:
+            if audio or (self._audio_id and self._audio_id[0]):
+                log.info("gpio: buzzer %s", f"{audio} pattern" if audio else "off")
             self._audio_id = audio_id
             self._cancel(self._audio_task)
             self.buzzer.set(0.0)
