@@ -19,7 +19,12 @@ def _config_cmd(args: argparse.Namespace) -> int:
     if args.print_default:
         print(config.default_toml())
         return 0
-    config.load(args.config)
+    if args.config:   # every error in the file, one line each
+        errors = config.check_file(args.config)
+        for error in errors:
+            print(f"medtrack: config error: {error}", file=sys.stderr)
+        if errors:
+            return 2
     print(f"{args.config or 'default configuration'}: valid")
     return 0
 
