@@ -113,6 +113,7 @@ def test_demo_command_prints_how_to_act_and_a_summary_and_keeps_its_events(
         story: tuple[Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
         capsys: pytest.CaptureFixture[str]) -> None:
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "mock")   # what the demo sets; undone after the test
     state = tmp_path / "xdg" / "medtrack-demo"
     assert demo.demo_state_dir() == state
     assert cli.main(["demo", "--once", "--fast", "--port", str(free_port())]) == 0
