@@ -15,10 +15,12 @@ import contextlib
 import gc
 import importlib
 import logging
+import os
 import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from edge import config as config_mod
@@ -370,6 +372,20 @@ def apply_media_args(cfg: Config, video: str | None, audio: str | None) -> Confi
     return config_mod.replace(cfg, **changes) if changes else cfg
 
 
+def writable_dir(path: str | Path) -> bool:
+    """The folder exists (or can be made) and this user may write in it."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(path, os.W_OK | os.X_OK)
+
+
+def user_state_dir() -> Path:
+    """This user's state folder for `medtrack run` with recordings: $XDG_STATE_HOME/medtrack."""
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "medtrack"
+
+
 def cli_run(args: argparse.Namespace) -> int:
     """`medtrack run [--config FILE] [--video FILE] [--audio FILE] [--keep-serving]`; with
     recordings, prints what happened at the end."""
@@ -391,6 +407,10 @@ def cli_run(args: argparse.Namespace) -> int:
         print(f"medtrack: {exc}; the {what} side {then}", file=sys.stderr)
     if recordings and problems:   # your recordings: play the good one
         cfg = config_mod.replace(cfg, **{section: {"backend": "none"} for section in problems})
+    if recordings and not writable_dir(cfg.service.state_dir):   # a user trying recordings, not the box
+        mine = user_state_dir()
+        print(f"medtrack: {cfg.service.state_dir} is not writable; events and token go to {mine}", file=sys.stderr)
+        cfg = config_mod.replace(cfg, service={"state_dir": str(mine)})
     keep = bool(getattr(args, "keep_serving", False))
     service = Service(cfg, stop_when_sources_end=recordings and not keep, keep_serving=recordings and keep)
     started = utc_now_iso()

@@ -522,10 +522,13 @@ def cli_events(args: argparse.Namespace) -> int:
     path = store_path(state_dir)
     if not path.exists():
         from edge.demo import demo_state_dir
+        from edge.service import user_state_dir
 
-        demo = demo_state_dir()
-        hint = (f"; the demo's events are in {demo}: medtrack events export --state-dir {shlex.quote(str(demo))}"
-                if store_path(demo).exists() and Path(state_dir) != demo else "")
+        hint = ""
+        for whose, other in (("the demo's", demo_state_dir()), ("your recordings'", user_state_dir())):
+            if store_path(other).exists() and Path(state_dir) != other:
+                hint += (f"; {whose} events are in {other}: "
+                         f"medtrack events export --state-dir {shlex.quote(str(other))}")
         print(f"medtrack: no event database at {path}; is [service] state_dir right (or --state-dir)?{hint}",
               file=sys.stderr)
         return 1

@@ -297,3 +297,21 @@ def test_camera_switched_off_is_named_in_the_pipeline_mode(tmp_path: Path) -> No
     svc.build()
     detail = svc.hub.health["pipeline"].detail
     assert "camera disabled" in detail and "face ok" not in detail
+
+
+def test_cli_run_recordings_fall_back_to_a_user_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline_media import face_frame
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    blocked = tmp_path / "file-not-dir"
+    blocked.write_text("x")
+    video = write_video(tmp_path / "v.avi", face_frame(), frames=10, fps=15.0)
+    cfg_file = tmp_path / "c.toml"
+    cfg_file.write_text(f'[service]\nstate_dir = "{blocked / "state"}"\n[web]\nenabled = false\n'
+                        '[gpio]\npin_factory = "mock"\n')
+    assert cli.main(["run", "--config", str(cfg_file), "--video", str(video)]) == 0
+    captured = capsys.readouterr()
+    mine = tmp_path / "xdg" / "medtrack"
+    assert f"events and token go to {mine}" in captured.err
+    assert f"--state-dir {mine}" in captured.out and (mine / "events.db").exists()
