@@ -18,6 +18,12 @@ Acknowledging pauses audio for ``ack_silence_s`` (``long_press_silence_s`` for a
 condition still holds afterwards the alarm sounds again (``resounded``). New distress alarms are
 spaced by ``min_realarm_interval_s`` and capped at ``max_alarms_per_hour``.
 
+**Pausing monitoring** (:meth:`AlarmMachine.pause`, one of ``PAUSE_MINUTES``): care in progress
+(washing, turning the patient). No distress-type alarm is raised while it lasts and one already
+active is acknowledged for the whole pause; technical alarms still sound. It ends by itself
+(``resumed``, reason ``pause_ended``, with a short ``reminder`` tone in :meth:`signal`) or early
+with :meth:`resume`. A distress condition still present afterwards is raised then.
+
 Every transition is returned as an :class:`~edge.events.AlarmEvent`; :meth:`AlarmMachine.signal`
 says what should sound and flash now. :meth:`AlarmMachine.restore` takes back, after a restart, a
 distress-type alarm that was still open (``restored``): latched, with its priority, acknowledger and
@@ -48,6 +54,9 @@ TECHNICAL_CONDITIONS: tuple[str, ...] = (
 # distress-type condition -> the attribute that holds its alarm (what restore() may take back; a
 # condition whose attribute this machine lacks is not restorable here)
 RESTORE_SLOTS: dict[str, str] = {DISTRESS: "_distress", "vocal_distress": "_vocal"}
+MONITORING = "monitoring"   # the condition of ``paused`` / ``resumed`` events
+PAUSE_MINUTES: tuple[int, ...] = (5, 15, 30)
+REMINDER_S = 5.0             # how long after a pause ends by itself the reminder tone may start
 STARTUP_GRACE_FACTOR = 3.0   # before the first state, "stalled" waits stall_s x this (models load)
 HOUR_S = 3600.0
 
@@ -105,6 +114,7 @@ class Signal:
     audio: str | None    # buzzer pattern (high | medium | low) or None = silent
     paused: bool         # an active alarm has its audio paused by an acknowledge
     key: str             # changes whenever the audio burst should start again
+    monitoring_paused: bool = False   # care in progress: distress alarms are not raised
 
 
 class AlarmMachine:
@@ -135,6 +145,8 @@ class AlarmMachine:
         self._face_seen = now
         self._last_update: float | None = None
         self._generation = 0
+        self._pause: dict[str, Any] | None = None   # by, since (ISO), minutes, until (monotonic), until_time
+        self._reminder: tuple[float, str] | None = None   # (end of the window, key) after a pause ran out
 
     # ------------------------------------------------------------------------------ inputs
 
@@ -171,12 +183,15 @@ class AlarmMachine:
         events = self.set_technical("stalled", False, now=now) if "stalled" in self._low else []
         return events + self._evaluate(now)
 
-    def tick(self, now: float | None = None) -> list[AlarmEvent]:
-        """Advance timers: dwell, hysteresis, escalation, end of silence, stall, no patient."""
+    def tick(self, now: float | None = None, expect_states: bool = True) -> list[AlarmEvent]:
+        """Advance timers: dwell, hysteresis, escalation, end of silence, stall, no patient.
+        ``expect_states`` False (every source switched off or played to its end): no stall check."""
         now = self._now(now)
         events: list[AlarmEvent] = []
         c = self.config
-        if self._last_update is None:
+        if not expect_states:
+            pass
+        elif self._last_update is None:
             if now - self._created >= c.stall_s * STARTUP_GRACE_FACTOR:
                 events += self.set_technical("stalled", True, "no state since start", now)
         elif now - self._last_update >= c.stall_s:
@@ -224,6 +239,72 @@ class AlarmMachine:
                 events.append(self._clear_distress("acknowledged", now, alarm.condition))
         return events
 
+    @property
+    def monitoring_paused(self) -> bool:
+        return self._pause is not None
+
+    def pause(self, minutes: int, by: str, now: float | None = None) -> list[AlarmEvent]:
+        """Pause monitoring for ``minutes`` (one of PAUSE_MINUTES): care in progress. Returns the
+        ``paused`` event, then the acknowledgements of the distress alarms it silences. Pausing
+        again while paused starts the new length from now."""
+        if isinstance(minutes, bool) or minutes not in PAUSE_MINUTES:
+            raise ValueError(f"pause minutes must be one of {', '.join(map(str, PAUSE_MINUTES))}, got {minutes!r}")
+        now = self._now(now)
+        until = now + minutes * 60.0
+        event = AlarmEvent(kind="paused", condition=MONITORING, priority="none", by=by,
+                           detail={"minutes": minutes, "until": None})
+        event.detail["until"] = _iso_plus(event.time, minutes * 60.0)
+        self._pause = {"by": by, "since": event.time, "minutes": minutes, "until": until,
+                       "until_time": event.detail["until"]}
+        self._reminder = None
+        self._pending = self._vocal_pending = None
+        events = [event]
+        for alarm in [a for a in self._alarms() if a.condition in DISTRESS_CONDITIONS]:
+            kind = "silenced" if alarm.acknowledged else "acknowledged"
+            alarm.acknowledged, alarm.acknowledged_by = True, by
+            alarm.silenced_until = max(alarm.silenced_until or now, until)
+            alarm.silenced_until_time = _iso_plus(event.time, alarm.silenced_until - now)
+            events.append(self._event(kind, alarm, by=by, detail={
+                "silence_s": round(alarm.silenced_until - now, 1), "long": False, "reason": "pause"}))
+            if not alarm.present:
+                events.append(self._clear_distress("acknowledged", now, alarm.condition))
+        return events
+
+    def resume(self, by: str | None, now: float | None = None) -> list[AlarmEvent]:
+        """End a pause early (``by`` a person); [] when monitoring is not paused. An alarm the
+        pause silenced sounds again at once if its condition still holds."""
+        now = self._now(now)
+        if self._pause is None:
+            return []
+        return self._end_pause(now, by, "resumed_by_person") + self._evaluate(now)
+
+    def press(self, long: bool, by: str = "button", now: float | None = None) -> list[AlarmEvent]:
+        """The bedside button. With an alarm sounding: acknowledge (short: ack_silence_s, long:
+        long_press_silence_s). With none sounding: a long press pauses monitoring for
+        button_pause_minutes (again: starts it anew), a short press ends a pause, else it
+        acknowledges whatever is active (nothing: [])."""
+        now = self._now(now)
+        audible = self.signal(now).audio not in (None, "reminder")
+        if not audible and long:
+            return self.pause(self.config.button_pause_minutes, by, now)
+        if not audible and self._pause is not None:
+            return self.resume(by, now)
+        return self.acknowledge(by, long, now)
+
+    def _end_pause(self, now: float, by: str | None, reason: str) -> list[AlarmEvent]:
+        pause, self._pause = self._pause, None
+        assert pause is not None
+        for alarm in self._alarms():   # the pause's silence ends with it
+            if (alarm.condition in DISTRESS_CONDITIONS and alarm.acknowledged
+                    and alarm.silenced_until is not None and alarm.silenced_until <= pause["until"] + 1e-6):
+                alarm.silenced_until = min(alarm.silenced_until, now)
+        if reason == "pause_ended":
+            self._generation += 1
+            self._reminder = (now + REMINDER_S, f"reminder:{self._generation}")
+        return [AlarmEvent(kind="resumed", condition=MONITORING, priority="none", by=by, detail={
+            "reason": reason, "minutes": pause["minutes"], "paused_by": pause["by"],
+            "paused_s": round(now - (pause["until"] - pause["minutes"] * 60.0), 1)})]
+
     def restore(self, condition: str, priority: str, *, since_time: str, age_s: float = 0.0,
                 acknowledged_by: str | None = None, silenced_for_s: float = 0.0,
                 detail: dict[str, Any] | None = None, now: float | None = None) -> list[AlarmEvent]:
@@ -261,9 +342,14 @@ class AlarmMachine:
     def signal(self, now: float | None = None) -> Signal:
         """The combined output: the highest active priority sets the LED; the highest priority
         whose audio is not paused sets the buzzer."""
+        now = self._now(now)
         alarms = self._alarms()
+        paused_mon = self._pause is not None
+        reminder = self._reminder if self._reminder is not None and now < self._reminder[0] else None
         if not alarms:
-            return Signal("none", "normal", None, False, "")
+            if reminder is not None:
+                return Signal("none", "normal", "reminder", False, reminder[1])
+            return Signal("none", "paused" if paused_mon else "normal", None, False, "", paused_mon)
         top = alarms[0]
         if top.technical or top.priority != "low":
             visual = "technical" if top.technical else top.priority
@@ -276,7 +362,11 @@ class AlarmMachine:
             first = max((a for a in audible if PRIORITY_RANK[a.priority] == best), key=lambda a: a.generation)
             audio, key = first.priority, f"{first.condition}:{first.generation}"
         paused = any(a.acknowledged for a in alarms)
-        return Signal(top.priority, visual, audio, paused, key)
+        if paused_mon and not any(a.technical for a in alarms) and audio is None:
+            visual = "paused"   # care in progress: the acknowledged distress alarm waits
+        if audio is None and reminder is not None:
+            audio, key = "reminder", reminder[1]
+        return Signal(top.priority, visual, audio, paused, key, paused_mon)
 
     def snapshot(self, now: float | None = None) -> dict[str, Any]:
         """Everything the status page shows about alarms (JSON-ready)."""
@@ -302,8 +392,16 @@ class AlarmMachine:
             "vocal_distress_present": self._vocal_present,
             "pending": self._pending,
             "raised_last_hour": len(self._raises),
+            "pause": self._pause_dict(now),
             "signal": asdict(sig),
         }
+
+    def _pause_dict(self, now: float) -> dict[str, Any] | None:
+        p = self._pause
+        if p is None:
+            return None
+        return {"by": p["by"], "since": p["since"], "minutes": p["minutes"], "until": p["until_time"],
+                "remaining_s": round(max(0.0, p["until"] - now), 1)}
 
     @property
     def active(self) -> list[ActiveAlarm]:
@@ -340,7 +438,9 @@ class AlarmMachine:
         return alarm, event
 
     def _evaluate(self, now: float) -> list[AlarmEvent]:
-        return (self._eval_distress(now) + self._eval_vocal(now) + self._eval_no_patient(now)
+        ended = (self._end_pause(now, None, "pause_ended")
+                 if self._pause is not None and now >= self._pause["until"] else [])
+        return ended + (self._eval_distress(now) + self._eval_vocal(now) + self._eval_no_patient(now)
                 + self._eval_timers(now))
 
     def _eval_distress(self, now: float) -> list[AlarmEvent]:
@@ -394,6 +494,9 @@ class AlarmMachine:
 
     def _try_raise(self, now: float) -> list[AlarmEvent]:
         c = self.config
+        if self._pause is not None:
+            self._pending = "paused"
+            return []
         wait, events = self._fatigue(DISTRESS, now)
         if wait:
             self._pending = wait
@@ -419,6 +522,9 @@ class AlarmMachine:
         if self._vocal_present:
             if alarm is not None:
                 alarm.present = True
+                return []
+            if self._pause is not None:
+                self._vocal_pending = "paused"
                 return []
             wait, events = self._fatigue(VOCAL_DISTRESS, now)
             if wait:

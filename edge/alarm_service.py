@@ -80,6 +80,7 @@ class AlarmService:
     def install(self) -> None:
         """Register the acknowledge handler and the snapshot on the hub."""
         self.hub.set_ack_handler(self.acknowledge)
+        self.hub.set_pause_handlers(self.pause, self.resume, self.press)
         self.hub.alarm_snapshot = self.snapshot
 
     def restore(self, store: EventStore) -> int:
@@ -114,8 +115,8 @@ class AlarmService:
 
     def emit(self, events: Iterable[AlarmEvent]) -> None:
         for event in events:
-            level = logging.WARNING if event.kind in ("raised", "escalated", "technical", "suppressed", "restored") \
-                else logging.INFO
+            level = logging.WARNING if event.kind in ("raised", "escalated", "technical", "suppressed", "restored",
+                                                      "paused") else logging.INFO
             log.log(level, "alarm %s: %s (%s)%s", event.kind, event.condition, event.priority,
                     f" by {event.by}" if event.by else "")
             self.hub.emit_event(event)
@@ -127,6 +128,21 @@ class AlarmService:
         events = self.machine.acknowledge(by, long, self.clock())
         self.emit(events)
         return events[0] if events else None
+
+    def pause(self, minutes: int, by: str) -> list[AlarmEvent]:
+        events = self.machine.pause(minutes, by, self.clock())
+        self.emit(events)
+        return events
+
+    def resume(self, by: str) -> list[AlarmEvent]:
+        events = self.machine.resume(by, self.clock())
+        self.emit(events)
+        return events
+
+    def press(self, long: bool) -> list[AlarmEvent]:
+        events = self.machine.press(long, "button", self.clock())
+        self.emit(events)
+        return events
 
     def snapshot(self) -> dict[str, Any]:
         return self.machine.snapshot(self.clock())
@@ -155,7 +171,9 @@ class AlarmService:
     def tick(self) -> None:
         self.check_health()
         self.check_temperature()
-        self.emit(self.machine.tick(self.clock()))
+        sources = [self.hub.health.get(s) for s in ("camera", "microphone")]
+        expect = not all(h is not None and h.status == "disabled" for h in sources)
+        self.emit(self.machine.tick(self.clock(), expect_states=expect))
 
 
 async def serve(hub: Hub, stop: asyncio.Event, *, clock: Callable[[], float] | None = None,

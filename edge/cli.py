@@ -19,7 +19,12 @@ def _config_cmd(args: argparse.Namespace) -> int:
     if args.print_default:
         print(config.default_toml())
         return 0
-    config.load(args.config)
+    if args.config:   # every error in the file, one line each
+        errors = config.check_file(args.config)
+        for error in errors:
+            print(f"medtrack: config error: {error}", file=sys.stderr)
+        if errors:
+            return 2
     print(f"{args.config or 'default configuration'}: valid")
     return 0
 
@@ -44,13 +49,19 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="TOML config file (default: built-in defaults)")
     run.add_argument("--video", help="video file instead of the camera")
     run.add_argument("--audio", help="WAV/FLAC file instead of the microphone")
+    run.add_argument("--keep-serving", action="store_true",
+                     help="with --video/--audio: keep the status page up after the files end (Ctrl-C to stop)")
 
     demo = sub.add_parser("demo", help="full pipeline on bundled media; no camera, mic or GPIO needed")
     demo.add_argument("--duration", type=float, default=0.0, help="stop after S seconds (0 = until Ctrl-C)")
     demo.add_argument("--port", type=int, default=8080, help="status page port")
     demo.add_argument("--host", default="127.0.0.1", help="status page bind address")
-    demo.add_argument("--state-dir", help="where the demo keeps its database and token (default: a temp dir)")
+    demo.add_argument("--state-dir", help="where the demo keeps its events and token "
+                      "(default: ~/.local/state/medtrack-demo, kept after the demo)")
     demo.add_argument("--config", help="TOML config overriding the demo defaults")
+    demo.add_argument("--once", action="store_true", help="play the 2-minute story once, then stop")
+    demo.add_argument("--fast", action="store_true",
+                      help="play as fast as the CPU allows, alarm timers on the media's clock (tests)")
 
     check = sub.add_parser("check", help="self-test: camera, mic, models, GPIO, port, disk, temperature")
     check.add_argument("--config", help="TOML config file")
@@ -71,6 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument("--since", help="ISO-8601 date/time (UTC), e.g. 2026-11-01 or 2026-11-01T08:00:00Z")
     exp.add_argument("--format", choices=["csv", "json"], default="csv")
     exp.add_argument("--output", "-o", help="file to write (default: stdout)")
+    exp.add_argument("--state-dir", help="folder of the event database (default: [service] state_dir; "
+                     "the demo's: ~/.local/state/medtrack-demo)")
 
     cfg = sub.add_parser("config", help="print the default config or check a config file")
     cfg.add_argument("--print-default", action="store_true", help="print a commented default config")

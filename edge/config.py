@@ -12,6 +12,7 @@ import math
 import tomllib
 import types
 import typing
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,6 +132,7 @@ class AlarmConfig:
     no_patient_minutes: float = opt(0.0, "Low-priority alarm when no face is seen this long (0 = off).", min=0.0, max=1440.0)
     temperature_limit_c: float = opt(80.0, "CPU temperature that raises a technical alarm.", min=40.0, max=110.0)
     stall_s: float = opt(10.0, "No new state for this long = pipeline stalled (technical alarm).", min=1.0, max=600.0)
+    button_pause_minutes: int = opt(15, "Minutes of paused monitoring after a long press of the button with no alarm sounding (care in progress).", choices=[5, 15, 30])
 
 
 @dataclass(frozen=True)
@@ -261,49 +263,80 @@ def _resolve_type(tp: Any) -> Any:
     return tp
 
 
-def _build_section(name: str, cls: type, raw: Any) -> Any:
+def _build_section(name: str, cls: type, raw: Any, errors: list[str] | None = None) -> Any:
+    """The section's dataclass; with ``errors``, each bad key is noted there and left at its default."""
+    def fail(message: str) -> None:
+        if errors is None:
+            raise ConfigError(message)
+        errors.append(message)
+
     if not isinstance(raw, dict):
-        raise ConfigError(f"[{name}]: expected a table, got {raw!r}")
+        fail(f"[{name}]: expected a table, got {raw!r}")
+        return cls()
     fields = {f.name: f for f in dataclasses.fields(cls)}
     values = {}
     for key, value in raw.items():
         if key not in fields:
-            allowed = ", ".join(fields)
-            raise ConfigError(f"{name}.{key}: unknown key; allowed keys in [{name}]: {allowed}")
+            fail(f"{name}.{key}: unknown key; allowed keys in [{name}]: {', '.join(fields)}")
+            continue
         f = fields[key]
-        values[key] = _check_value(f"{name}.{key}", value, _resolve_type(f.type), dict(f.metadata))
+        try:
+            values[key] = _check_value(f"{name}.{key}", value, _resolve_type(f.type), dict(f.metadata))
+        except ConfigError as exc:
+            fail(str(exc))
     return cls(**values)
 
 
-def _cross_checks(cfg: Config) -> None:
+def _cross_problems(cfg: Config) -> Iterator[str]:
+    """Every setting that contradicts another (or makes an alarm impossible), one line each."""
     a = cfg.alarm
     if not a.off_threshold < a.on_threshold <= a.high_threshold:
-        raise ConfigError("alarm: thresholds must satisfy off_threshold < on_threshold <= high_threshold "
+        yield ("alarm: thresholds must satisfy off_threshold < on_threshold <= high_threshold "
                           f"(got {a.off_threshold}, {a.on_threshold}, {a.high_threshold})")
     for label, weight in cfg.fusion.distress_weights.items():
         if label not in LABELS:
-            raise ConfigError(f"fusion.distress_weights.{label}: unknown label; use any of {', '.join(LABELS)}")
+            yield (f"fusion.distress_weights.{label}: unknown label; use any of {', '.join(LABELS)}")
         if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight <= 1:
-            raise ConfigError(f"fusion.distress_weights.{label}: expected a number from 0 to 1, got {weight!r}")
-    top = max(cfg.fusion.distress_weights.values(), default=0.0)
+            yield (f"fusion.distress_weights.{label}: expected a number from 0 to 1, got {weight!r}")
+    top = max((w for w in cfg.fusion.distress_weights.values()
+               if isinstance(w, int | float) and not isinstance(w, bool)), default=0.0)
     if top < a.on_threshold:   # distress = sum of weight x probability <= the largest weight
-        raise ConfigError(f"fusion.distress_weights: the largest weight ({top:g}) is below alarm.on_threshold "
+        yield (f"fusion.distress_weights: the largest weight ({top:g}) is below alarm.on_threshold "
                           f"({a.on_threshold:g}), so no distress alarm could ever sound; give at least one "
                           "label a weight >= on_threshold, e.g. { fear = 1.0 }")
     if cfg.fusion.face_weight + cfg.fusion.voice_weight <= 0:
-        raise ConfigError("fusion: face_weight + voice_weight must be above 0")
+        yield ("fusion: face_weight + voice_weight must be above 0")
     v = cfg.vocal_distress
     if v.enabled:
         for key in ("scream_s", "distress_s"):
             if getattr(v, key) > v.window_s:
-                raise ConfigError(f"vocal_distress.{key}: {getattr(v, key):g} s can never add up within "
+                yield (f"vocal_distress.{key}: {getattr(v, key):g} s can never add up within "
                                   f"window_s = {v.window_s:g} s; make it at most window_s")
     if bool(cfg.web.tls_cert) != bool(cfg.web.tls_key):
-        raise ConfigError("web: set both tls_cert and tls_key, or neither")
+        yield ("web: set both tls_cert and tls_key, or neither")
     if cfg.camera.backend == "file" and not cfg.camera.file:
-        raise ConfigError("camera.file: required when camera.backend = 'file'; give the path of a video")
+        yield ("camera.file: required when camera.backend = 'file'; give the path of a video")
     if cfg.microphone.backend == "file" and not cfg.microphone.file:
-        raise ConfigError("microphone.file: required when microphone.backend = 'file'; give a WAV/FLAC path")
+        yield ("microphone.file: required when microphone.backend = 'file'; give a WAV/FLAC path")
+
+
+def _cross_checks(cfg: Config) -> None:
+    for problem in _cross_problems(cfg):
+        raise ConfigError(problem)
+
+
+def problems(raw: dict[str, Any]) -> list[str]:
+    """Every error in a parsed TOML document, one line each ([] = valid); a bad key is judged at
+    its default for the cross-checks."""
+    sections = {f.name: f for f in dataclasses.fields(Config)}
+    errors: list[str] = []
+    built = {}
+    for name, value in raw.items():
+        if name not in sections:
+            errors.append(f"[{name}]: unknown section; allowed sections: {', '.join(sections)}")
+            continue
+        built[name] = _build_section(name, sections[name].default_factory, value, errors)  # type: ignore[misc]
+    return errors + list(_cross_problems(Config(**built)))
 
 
 def from_dict(raw: dict[str, Any]) -> Config:
@@ -323,6 +356,19 @@ def load(path: str | Path | None) -> Config:
     """Load and validate a TOML file (None: all defaults)."""
     if path is None:
         return from_dict({})
+    return from_dict(read_toml(path))
+
+
+def check_file(path: str | Path) -> list[str]:
+    """Every error in a config file, one line each ([] = valid)."""
+    try:
+        return problems(read_toml(path))
+    except ConfigError as exc:
+        return [str(exc)]
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    """The parsed TOML document; ConfigError (one line) when it cannot be read or parsed."""
     p = Path(path)
     try:
         text = p.read_text(encoding="utf-8")
@@ -337,7 +383,7 @@ def load(path: str | Path | None) -> Config:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {p} is not valid TOML: {exc}") from None
-    return from_dict(raw)
+    return raw
 
 
 def replace(cfg: Config, **sections: dict[str, Any]) -> Config:

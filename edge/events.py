@@ -50,7 +50,7 @@ class EmotionState:
 
 EVENT_KINDS: tuple[str, ...] = (
     "raised", "escalated", "acknowledged", "silenced", "resounded", "cleared", "suppressed",
-    "technical", "technical_cleared", "restored",
+    "technical", "technical_cleared", "restored", "paused", "resumed",
 )
 PRIORITIES: tuple[str, ...] = ("high", "medium", "low", "none")
 
@@ -60,7 +60,7 @@ class AlarmEvent:
     """One alarm transition; stored before it is announced, published with a unique id."""
 
     kind: str                     # one of EVENT_KINDS
-    condition: str                # distress | vocal_distress | no_patient | camera_lost | mic_lost | model_failure | overheat | stalled | store_failure
+    condition: str                # monitoring (paused/resumed) | distress | vocal_distress | no_patient | camera_lost | mic_lost | model_failure | overheat | stalled | store_failure
     priority: str                 # one of PRIORITIES
     time: str = field(default_factory=utc_now_iso)
     id: str = field(default_factory=lambda: uuid.uuid4().hex)

@@ -35,6 +35,9 @@ class SourceHealth:
 
 
 AckHandler = Callable[[str, bool], AlarmEvent | None]
+PauseHandler = Callable[[int, str], list[AlarmEvent]]
+ResumeHandler = Callable[[str], list[AlarmEvent]]
+PressHandler = Callable[[bool], list[AlarmEvent]]
 EventRecorder = Callable[[AlarmEvent], None]
 
 
@@ -52,6 +55,9 @@ class Hub:
         self.models: list[dict[str, Any]] = []  # TFLiteModel.info() of the loaded models
         self.alarm_snapshot: Callable[[], dict[str, Any]] = lambda: {"active": False}
         self._ack_handler: AckHandler | None = None
+        self._pause_handler: PauseHandler | None = None
+        self._resume_handler: ResumeHandler | None = None
+        self._press_handler: PressHandler | None = None
         self._recorders: list[EventRecorder] = []
 
     @property
@@ -76,6 +82,24 @@ class Hub:
         if self._ack_handler is None:
             return None
         return self._ack_handler(by, long)
+
+    def set_pause_handlers(self, pause: PauseHandler, resume: ResumeHandler, press: PressHandler) -> None:
+        self._pause_handler, self._resume_handler, self._press_handler = pause, resume, press
+
+    def pause(self, minutes: int, by: str) -> list[AlarmEvent]:
+        """Pause monitoring (care in progress); ValueError names the allowed minutes."""
+        return self._pause_handler(minutes, by) if self._pause_handler is not None else []
+
+    def resume(self, by: str) -> list[AlarmEvent]:
+        """End a pause early; [] when monitoring was not paused."""
+        return self._resume_handler(by) if self._resume_handler is not None else []
+
+    def press(self, long: bool) -> list[AlarmEvent]:
+        """The bedside button (see AlarmMachine.press); falls back to acknowledge."""
+        if self._press_handler is not None:
+            return self._press_handler(long)
+        event = self.acknowledge("button", long)
+        return [event] if event else []
 
     def add_recorder(self, recorder: EventRecorder) -> None:
         """Register a synchronous, durable recorder (the SQLite store) run before an event is

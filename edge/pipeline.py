@@ -362,7 +362,11 @@ class Pipeline:
                 and (self.camera or self.microphone)):
             self.sources_ended.set()
 
-    def _modality_status(self, stage: object, source_name: str, stage_name: str) -> tuple[bool, str]:
+    def _modality_status(self, stage: object, source: object, source_name: str,
+                         stage_name: str) -> tuple[bool, str]:
+        if stage is not None and source is None:   # e.g. the camera switched off: say so, not "face ok"
+            h = self.hub.health.get(source_name)
+            return False, f"{source_name} {h.status if h else 'disabled'}"
         if stage is None:
             h = self.hub.health.get(stage_name)
             return False, f"{stage_name} {h.status if h else 'disabled'}"
@@ -372,8 +376,8 @@ class Pipeline:
         return True, ""
 
     def update_mode(self) -> None:
-        face_ok, face_why = self._modality_status(self.face if self.camera else None, "camera", "face")
-        voice_ok, voice_why = self._modality_status(self.voice if self.microphone else None, "microphone", "voice")
+        face_ok, face_why = self._modality_status(self.face, self.camera, "camera", "face")
+        voice_ok, voice_why = self._modality_status(self.voice, self.microphone, "microphone", "voice")
         if face_ok and voice_ok:
             status, mode = "ok", "face + voice"
         elif face_ok:

@@ -15,10 +15,12 @@ import contextlib
 import gc
 import importlib
 import logging
+import os
 import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from edge import config as config_mod
@@ -26,6 +28,7 @@ from edge.capture import Backoff, CaptureError, MediaClock
 from edge.capture.camera import CameraSource, LatestSlot, VideoFileReader, make_reader
 from edge.capture.microphone import AudioFileBackend, AudioRing, MicrophoneSource, make_backend
 from edge.config import Config
+from edge.events import utc_now_iso
 from edge.hub import Hub
 from edge.inference.runtime import ModelError
 from edge.pipeline import FaceStage, Pipeline, VoiceStage
@@ -109,12 +112,13 @@ class Service:
     """One running MedTrack box."""
 
     def __init__(self, config: Config, *, outputs: list[str] | None = None,
-                 stop_when_sources_end: bool = False, retry_first_s: float = 0.5,
+                 stop_when_sources_end: bool = False, keep_serving: bool = False, retry_first_s: float = 0.5,
                  face_stage: FaceStage | None = None, voice_stage: VoiceStage | None = None,
                  pace_fps: float | None = None, analysis_fps: float | None = None):
         self.config = config
         self.output_names = list(OUTPUTS) if outputs is None else outputs
         self.stop_when_sources_end = stop_when_sources_end
+        self.keep_serving = keep_serving   # media files played to their end: say so, keep the page up
         self.retry_first_s = retry_first_s
         self.pace_fps = pace_fps
         self.analysis_fps = analysis_fps
@@ -278,12 +282,15 @@ class Service:
         self.request_stop()
 
     async def _stop_when_ended(self, pipeline: Pipeline, stop: asyncio.Event) -> None:
-        if not self.stop_when_sources_end:
+        if not (self.stop_when_sources_end or self.keep_serving):
             return
         await pipeline.sources_ended.wait()
         await pipeline.drain()
-        log.info("all media files played: stopping")
-        stop.set()
+        if self.stop_when_sources_end:
+            log.info("all media files played: stopping")
+            stop.set()
+        else:
+            log.info("all media files played; the status page and API stay up (Ctrl-C to stop)")
 
     async def _shutdown(self, pipe_task: asyncio.Task[None]) -> None:
         started = time.monotonic()
@@ -365,8 +372,23 @@ def apply_media_args(cfg: Config, video: str | None, audio: str | None) -> Confi
     return config_mod.replace(cfg, **changes) if changes else cfg
 
 
+def writable_dir(path: str | Path) -> bool:
+    """The folder exists (or can be made) and this user may write in it."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(path, os.W_OK | os.X_OK)
+
+
+def user_state_dir() -> Path:
+    """This user's state folder for `medtrack run` with recordings: $XDG_STATE_HOME/medtrack."""
+    return Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state") / "medtrack"
+
+
 def cli_run(args: argparse.Namespace) -> int:
-    """`medtrack run [--config FILE] [--video FILE] [--audio FILE]`."""
+    """`medtrack run [--config FILE] [--video FILE] [--audio FILE] [--keep-serving]`; with
+    recordings, prints what happened at the end."""
     from edge import logsetup
 
     cfg = config_mod.load(getattr(args, "config", None))
@@ -385,6 +407,19 @@ def cli_run(args: argparse.Namespace) -> int:
         print(f"medtrack: {exc}; the {what} side {then}", file=sys.stderr)
     if recordings and problems:   # your recordings: play the good one
         cfg = config_mod.replace(cfg, **{section: {"backend": "none"} for section in problems})
-    service = Service(cfg, stop_when_sources_end=bool(video or audio))
-    return asyncio.run(service.run(install_signals=True))
+    if recordings and not writable_dir(cfg.service.state_dir):   # a user trying recordings, not the box
+        mine = user_state_dir()
+        print(f"medtrack: {cfg.service.state_dir} is not writable; events and token go to {mine}", file=sys.stderr)
+        cfg = config_mod.replace(cfg, service={"state_dir": str(mine)})
+    keep = bool(getattr(args, "keep_serving", False))
+    service = Service(cfg, stop_when_sources_end=recordings and not keep, keep_serving=recordings and keep)
+    started = utc_now_iso()
+    code = asyncio.run(service.run(install_signals=True))
+    if recordings:
+        from edge.store import session_summary
+
+        hint = "" if keep else " (--keep-serving keeps the status page up after the media end)"
+        print(f"\nMedTrack: recordings played{hint}.\n{session_summary(cfg.service.state_dir, started)}",
+              flush=True)
+    return code
 

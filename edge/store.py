@@ -24,6 +24,7 @@ import io
 import json
 import logging
 import os
+import shlex
 import sqlite3
 import sys
 import time
@@ -484,14 +485,52 @@ async def serve(hub: Hub, stop: asyncio.Event) -> None:
 
 # ---------------------------------------------------------------------- CLI
 
+def session_summary(state_dir: str | Path, since: str) -> str:
+    """What happened since ``since`` (UTC ISO), for the end of `medtrack demo` and `medtrack run`:
+    alarms raised, escalated, acknowledged and by whom, pauses, and where the events are."""
+    path = store_path(state_dir)
+    export = f"medtrack events export --state-dir {shlex.quote(str(state_dir))}"
+    try:
+        store = EventStore(path, readonly=True)
+    except StoreError as exc:
+        return f"No event history: {exc}"
+    try:
+        events = list(store.iter_events(since))
+    finally:
+        store.close()
+    def count(kind: str) -> int:
+        return sum(1 for e in events if e["kind"] == kind)
+    raised = [e for e in events if e["kind"] == "raised"]
+    acks = [e for e in events if e["kind"] in ("acknowledged", "silenced")]
+    who = sorted({e["by"] for e in acks if e["by"]})
+    lines = [f"Alarms raised: {len(raised)}"
+             + (f" ({', '.join(sorted({e['condition'] for e in raised}))})" if raised else "")
+             + f"; escalated: {count('escalated')}; acknowledged: {len(acks)}"
+             + (f" by {', '.join(who)}" if who else "")
+             + (f"; pauses: {count('paused')}" if count("paused") else "") + ".",
+             f"Events: {len(events)} in {path}",
+             f"Export them: {export} --format csv"]
+    return "\n".join(lines)
+
+
 def cli_events(args: argparse.Namespace) -> int:
-    """`medtrack events export --since ... --format csv|json [--output FILE]`."""
+    """`medtrack events export --since ... --format csv|json [--output FILE] [--state-dir DIR]`."""
     from edge import config as config_mod
 
     cfg = config_mod.load(getattr(args, "config", None))
-    path = store_path(cfg.service.state_dir)
+    state_dir = getattr(args, "state_dir", None) or cfg.service.state_dir
+    path = store_path(state_dir)
     if not path.exists():
-        print(f"medtrack: no event database at {path}; is [service] state_dir right?", file=sys.stderr)
+        from edge.demo import demo_state_dir
+        from edge.service import user_state_dir
+
+        hint = ""
+        for whose, other in (("the demo's", demo_state_dir()), ("your recordings'", user_state_dir())):
+            if store_path(other).exists() and Path(state_dir) != other:
+                hint += (f"; {whose} events are in {other}: "
+                         f"medtrack events export --state-dir {shlex.quote(str(other))}")
+        print(f"medtrack: no event database at {path}; is [service] state_dir right (or --state-dir)?{hint}",
+              file=sys.stderr)
         return 1
     try:
         since = parse_since(getattr(args, "since", None))

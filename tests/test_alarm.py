@@ -648,3 +648,83 @@ def test_service_restores_open_alarms_from_the_store_and_closes_stale_technical_
     assert svc2.restore(store2) == 0                  # type: ignore[arg-type]   # already held
     opened = store2.open_alarms()                     # type: ignore[attr-defined]
     assert [a["condition"] for a in opened] == ["distress"] and opened[0]["restored"] == 1
+
+
+# ------------------------------------------------------------------------ pause: care in progress
+
+def test_pause_acknowledges_a_sounding_alarm_and_ends_by_itself() -> None:
+    r = Rig()
+    raise_medium(r)
+    assert r.m.signal(r.clock.t).audio == "medium"
+    got = r.m.pause(15, "web:Ana", r.clock.t)
+    assert kinds(got) == [("paused", "monitoring", "none"), ("acknowledged", "distress", "medium")]
+    assert got[0].by == got[1].by == "web:Ana" and got[1].detail["reason"] == "pause"
+    sig = r.m.signal(r.clock.t)
+    assert sig.audio is None and sig.visual == "paused" and sig.monitoring_paused
+    snap = r.m.snapshot(r.clock.t)
+    assert snap["pause"]["by"] == "web:Ana" and snap["pause"]["minutes"] == 15
+    assert snap["pause"]["remaining_s"] == 900.0 and snap["pause"]["until"] == got[0].detail["until"]
+    r.feed(0.1, 60)                              # the care calms the patient: latched, still silent
+    assert r.m.signal(r.clock.t).audio is None
+    assert r.m.snapshot(r.clock.t)["pause"]["remaining_s"] == pytest.approx(840.0)
+    r.feed(0.1, 840)                             # the pause runs out: resumed, reminder tone once
+    resumed = [e for e in r.events if e.kind == "resumed"]
+    assert len(resumed) == 1 and resumed[0].by is None and resumed[0].detail["reason"] == "pause_ended"
+    assert r.m.snapshot(r.clock.t)["pause"] is None
+    sig = r.m.signal(r.clock.t)
+    assert sig.audio == "reminder" and sig.key.startswith("reminder:") and not sig.monitoring_paused
+    r.tick(6.0)
+    assert r.m.signal(r.clock.t).audio is None   # the reminder is one short tone, not an alarm
+
+
+def test_no_distress_alarm_is_raised_during_a_pause_but_technical_ones_sound() -> None:
+    r = Rig()
+    r.feed(0.1, 2)
+    assert kinds(r.m.pause(5, "button", r.clock.t)) == [("paused", "monitoring", "none")]
+    r.feed(0.9, 60)                              # sustained distress while the nurse washes the patient
+    r.feed(vocal(True, 0.9), 30)
+    assert [e for e in r.events if e.kind == "raised"] == []
+    assert r.m.snapshot(r.clock.t)["pending"] == "paused"
+    got = r.m.set_technical("camera_lost", True, "unplugged", r.clock.t)
+    assert kinds(got) == [("technical", "camera_lost", "low")]
+    assert r.m.signal(r.clock.t).audio == "low" and r.m.signal(r.clock.t).visual == "technical"
+    r.m.set_technical("camera_lost", False, now=r.clock.t)
+    r.feed(0.9, 210)                             # 5 min after the pause: the distress is raised now
+    assert [(e.kind, e.condition) for e in r.events if e.kind in ("resumed", "raised")][:2] == [
+        ("resumed", "monitoring"), ("raised", "distress")]
+
+
+def test_resume_ends_the_pause_and_a_held_alarm_sounds_again() -> None:
+    r = Rig()
+    raise_medium(r)
+    r.m.pause(30, "mqtt:desk", r.clock.t)
+    r.feed(0.8, 10)
+    got = r.m.resume("web:Ana", r.clock.t)
+    assert [(e.kind, e.by) for e in got] == [("resumed", "web:Ana"), ("resounded", None)]
+    assert got[0].detail["reason"] == "resumed_by_person"
+    assert r.m.signal(r.clock.t).audio == "medium" and r.m.signal(r.clock.t).key != ""
+    assert r.m.resume("web:Ana", r.clock.t) == []          # not paused any more
+    with pytest.raises(ValueError, match="5, 15, 30"):
+        r.m.pause(10, "web:Ana", r.clock.t)
+
+
+def test_button_press_mapping() -> None:
+    r = Rig(button_pause_minutes=15)
+    assert r.m.press(False, now=r.clock.t) == []                    # nothing to do
+    assert kinds(r.m.press(True, now=r.clock.t)) == [("paused", "monitoring", "none")]
+    assert r.m.snapshot(r.clock.t)["pause"]["minutes"] == 15
+    assert [e.kind for e in r.m.press(False, now=r.clock.t)] == ["resumed"]
+    raise_medium(r)
+    assert [e.kind for e in r.m.press(False, now=r.clock.t)] == ["acknowledged"]
+    r.tick(121.0)
+    r.feed(0.8, 1)                                                  # sounding again after 120 s
+    got = r.m.press(True, now=r.clock.t)                            # long press, alarm sounding
+    assert [e.kind for e in got] == ["acknowledged"] and got[0].detail["silence_s"] == 600.0
+
+
+def test_no_stall_alarm_when_no_state_is_expected() -> None:
+    r = Rig()
+    r.feed(0.1, 2)
+    r.clock.t += 60.0
+    assert r.m.tick(r.clock.t, expect_states=False) == []    # the media ended: nothing should arrive
+    assert kinds(r.m.tick(r.clock.t)) == [("technical", "stalled", "low")]

@@ -1,8 +1,10 @@
 """The status page in a real browser: Debian chromium, headless, driven over the DevTools protocol
 (a tiny client on aiohttp's WebSocket; no selenium). Logs in, sees the state tile update live,
 sees an alarm appear and acknowledges it from the page, in English and in French (phone-sized
-viewport). No console errors, no CSP violations, no request leaves the box. Screenshots go to
-artifacts/ (browser_en.png, browser_fr.png). Skips when chromium is not installed.
+viewport); with the real alarm logic, a pause of monitoring from the page; and the real demo
+story's page with its alarm banner. No console errors, no CSP violations, no request leaves the
+box. Screenshots go to artifacts/ (browser_*.png: EN/FR, phone 390-412 px and desktop 1280 px).
+Skips when chromium is not installed.
 """
 
 from __future__ import annotations
@@ -115,10 +117,14 @@ class Page:
     async def goto(self, url: str) -> None:
         await self.send("Page.navigate", {"url": url})
 
-    async def screenshot(self, path: Path) -> None:
+    async def screenshot(self, path: Path, width: int = 412) -> None:
+        mobile = width < 800
+        await self.send("Emulation.setDeviceMetricsOverride",
+                        {"width": width, "height": 915, "deviceScaleFactor": 1, "mobile": mobile})
+        await self.eval("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
         height = await self.eval("Math.ceil(document.documentElement.scrollHeight)")
         await self.send("Emulation.setDeviceMetricsOverride",
-                        {"width": 412, "height": int(height), "deviceScaleFactor": 1, "mobile": True})
+                        {"width": width, "height": int(height), "deviceScaleFactor": 1, "mobile": mobile})
         await self.eval("new Promise(r => requestAnimationFrame(() => requestAnimationFrame(r)))")
         shot = await self.send("Page.captureScreenshot", {"format": "png"})
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -233,6 +239,7 @@ async def test_page_in_real_browser(tmp_path: Path) -> None:
     hub.set_health("camera", "ok", "picamera2")
     hub.set_health("microphone", "ok", "USB mic")
     hub.set_health("store", "ok")
+    hub.set_health("gpio", "degraded", "mock pins: no buzzer or LED is driven")
     hub.metrics.update({"fps": 5.0, "face_ms_p50": 31.2, "face_ms_p95": 44.0, "voice_window_ms_p50": 12.5,
                         "cpu_temp_c": 52.3})
     hub.models = [{"name": "face_expression", "file": "face_expression_int8.tflite", "sha256": "3f" * 32,
@@ -262,12 +269,16 @@ async def test_page_in_real_browser(tmp_path: Path) -> None:
             assert await page.eval("document.querySelectorAll('#sounds .bar').length") == 6
             assert "35%" in await page.eval("document.getElementById('sounds').textContent")
             assert await page.eval("document.getElementById('tile-distress').textContent") == "0.72"
-            assert await page.eval("document.getElementById('tile').className") == "tile lab-fear"
+            # colour by alarm level, not by emotion: a "Fear" reading with no alarm is a calm tile
+            assert await page.eval("document.getElementById('tile').className") == "tile lvl-calm"
+            assert "alarm threshold (0.55)" in await page.eval("document.getElementById('tile-bar-label').textContent")
 
             assert await page.eval("document.getElementById('alarm').hidden") is True
             alarm.raise_alarm(priority="high", distress=0.72)
             await page.wait("!document.getElementById('alarm').hidden")
             assert await page.eval("document.getElementById('alarm-cond').textContent") == "Distress"
+            await page.wait("document.getElementById('tile').className === 'tile lvl-high'")
+            assert "120 s" in await page.eval("document.getElementById('alarm-help').textContent")
             await page.wait("document.querySelectorAll('#history tbody tr').length >= 6")
             await page.wait("document.querySelectorAll('#sources .chip').length >= 3")
             await page.screenshot(ARTIFACTS / "browser_en_alarm.png")
@@ -278,7 +289,22 @@ async def test_page_in_real_browser(tmp_path: Path) -> None:
             await page.wait("document.getElementById('alarm').classList.contains('acked')")
             await page.wait("document.querySelector('#history tbody tr td:nth-child(2)').textContent"
                             " === 'Acknowledged'")
-            await page.screenshot(ARTIFACTS / "browser_en.png")
+            # acknowledged: the state and the time left replace the Acknowledge button
+            await page.wait("document.getElementById('ack').hidden && /^Acknowledged by web: sound back in "
+                            "[12]:[0-5][0-9]/.test(document.getElementById('ack-state').textContent)")
+            chips = await page.eval("document.getElementById('sources').textContent")
+            assert "Camera: OK" in chips and "Buzzer and button: mock pins, no buzzer driven" in chips
+            assert "no face in view" not in await page.eval("document.getElementById('mods').textContent")
+            disk = await page.eval("[...document.querySelectorAll('#sys dt')].find(d => d.textContent === 'Disk')"
+                                   ".nextElementSibling.textContent")
+            assert " % used (" in disk and "GB free)" in disk, disk
+            await page.screenshot(ARTIFACTS / "browser_en.png", width=390)
+            # a 390 px phone: history rows stack, nothing is cut off on the right
+            overflow = await page.eval("[...document.querySelectorAll('#history td')].filter(td => "
+                                       "td.getBoundingClientRect().right > window.innerWidth + 1).length")
+            assert overflow == 0
+            assert await page.eval("getComputedStyle(document.querySelector('#history thead')).display") == "none"
+            await page.screenshot(ARTIFACTS / "browser_en_desktop.png", width=1280)
 
             # ------------------------------------------------------------ French (same login)
             acked.clear()
@@ -299,7 +325,11 @@ async def test_page_in_real_browser(tmp_path: Path) -> None:
             await fr.eval("document.getElementById('ack').click()")
             await asyncio.wait_for(acked.wait(), TIMEOUT)
             await fr.wait("document.getElementById('alarm').classList.contains('acked')")
-            await fr.screenshot(ARTIFACTS / "browser_fr.png")
+            await fr.wait("/^Acquittée par web/.test(document.getElementById('ack-state').textContent)")
+            assert "Go libres)" in await fr.eval("document.getElementById('sys').textContent")
+            assert "Buzzer et bouton : broches simulées" in await fr.eval("document.getElementById('sources').textContent")
+            await fr.screenshot(ARTIFACTS / "browser_fr.png", width=390)
+            await fr.screenshot(ARTIFACTS / "browser_fr_desktop.png", width=1280)
 
             # ------------------------------------------------------------ hygiene
             problems = [e["params"]["entry"] for e in cdp.events if e.get("method") == "Log.entryAdded"
@@ -313,3 +343,133 @@ async def test_page_in_real_browser(tmp_path: Path) -> None:
             assert not no_patient_media, no_patient_media
     finally:
         await runner.cleanup()
+
+
+class ManualClock:
+    def __init__(self, t: float = 1000.0):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+async def test_pause_from_the_page_with_the_real_alarm_logic(tmp_path: Path) -> None:
+    """The real AlarmService on a manual clock: an orange medium alarm over an "Angry" reading,
+    acknowledged, then monitoring paused for 15 min from the page (countdown, grey tile), and
+    resumed by itself; EN and FR, phone and desktop screenshots."""
+    from edge.alarm_service import AlarmService
+
+    cfg = config_mod.from_dict({"service": {"state_dir": str(tmp_path), "device_id": "bed-7"}})
+    clock = ManualClock()
+    hub = Hub(cfg, clock=clock)
+    service = AlarmService(hub, clock=clock, thermal_glob=None)
+    service.install()
+    store = store_mod.attach(hub)
+    hub.set_health("camera", "ok", "picamera2")
+    hub.set_health("microphone", "ok", "USB mic")
+
+    def feed(label: str, distress: float, seconds: float) -> None:
+        for _ in range(int(seconds * 2)):
+            clock.t += 0.5
+            state = bench_web.fake_state(label, distress, t=clock.t)
+            service.on_state(state)
+            hub.states.publish(state)
+
+    feed("neutral", 0.1, 2)
+    app = web.make_app(hub, store, cfg, auth=auth_mod.Authenticator(None, enabled=False))
+    runner, port = await web.start_site(app, "127.0.0.1", 0)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        async with chromium(tmp_path) as cdp:
+            page = await new_page(cdp, "en")
+            await page.goto(base + "/")
+            await page.wait("document.getElementById('conn').classList.contains('on')")
+            await page.wait("document.getElementById('tile').className === 'tile lvl-calm'")
+            feed("angry", 0.7, 7)                       # raised at medium
+            await page.wait("!document.getElementById('alarm').hidden")
+            await page.wait("document.getElementById('tile').className === 'tile lvl-medium' && "
+                            "document.getElementById('tile-label').textContent === 'Angry'")
+            assert await page.eval("document.getElementById('tile-level').textContent") == "Medium-priority alarm"
+            await page.screenshot(ARTIFACTS / "browser_en_medium_alarm.png", width=390)
+            await page.eval("document.querySelector('#pause-buttons button[data-minutes=\"15\"]').click()")
+            await page.wait("!document.getElementById('pause-on').hidden")
+            await page.wait("/^Monitoring paused by web: resumes in 1[45]:[0-5][0-9]$/"
+                            ".test(document.getElementById('pause-line').textContent)")
+            await page.wait("document.getElementById('tile').className === 'tile lvl-paused'")
+            await page.wait("document.getElementById('ack').hidden")   # the pause acknowledged the alarm
+            await page.wait("document.querySelector('#history tbody tr td:nth-child(2)').textContent"
+                            " === 'Acknowledged'")
+            kinds = await page.eval("[...document.querySelectorAll('#history tbody tr td:nth-child(2)')]"
+                                    ".map(td => td.textContent)")
+            assert kinds[:3] == ["Acknowledged", "Monitoring paused", "Raised"], kinds
+            snap = hub.alarm_snapshot()
+            assert snap["pause"]["by"] == "web" and not snap["audible"]
+            await page.screenshot(ARTIFACTS / "browser_en_paused.png", width=390)
+            await page.screenshot(ARTIFACTS / "browser_en_paused_desktop.png", width=1280)
+
+            fr = await new_page(cdp, "fr")
+            await fr.goto(base + "/")
+            await fr.wait("document.documentElement.lang === 'fr' && !document.getElementById('pause-on').hidden")
+            await fr.wait("/^Surveillance mise en pause par web : reprise dans 1[45]:[0-5][0-9]$/"
+                          ".test(document.getElementById('pause-line').textContent)")
+            assert await fr.eval("document.getElementById('resume').textContent") == "Reprendre la surveillance"
+            await fr.screenshot(ARTIFACTS / "browser_fr_paused.png", width=390)
+
+            feed("neutral", 0.1, 15 * 60)               # the care is over; the pause ends by itself
+            await page.wait("document.getElementById('pause-on').hidden && "
+                            "!document.getElementById('pause-off').hidden")
+            await page.wait("[...document.querySelectorAll('#history tbody tr td:nth-child(2)')]"
+                            ".some(td => td.textContent === 'Monitoring resumed')")
+            await fr.wait("[...document.querySelectorAll('#history tbody tr td:nth-child(2)')]"
+                          ".some(td => td.textContent === 'Surveillance reprise')")
+            await fr.screenshot(ARTIFACTS / "browser_fr_resumed_desktop.png", width=1280)
+            problems = [e["params"]["entry"] for e in cdp.events if e.get("method") == "Log.entryAdded"
+                        and e["params"]["entry"]["level"] == "error"]
+            problems += [e["params"] for e in cdp.events if e.get("method") == "Runtime.exceptionThrown"]
+            assert not problems, problems
+    finally:
+        await runner.cleanup()
+
+
+async def test_demo_story_page_shows_the_alarm_banner(tmp_path: Path) -> None:
+    """The real demo path (story, pipeline, models, alarm, store, web) played on the media clock,
+    then kept serving: the page shows the demo's alarm banner and its history."""
+    import socket
+
+    from edge import demo
+    from edge.service import Service
+
+    try:
+        video, audio = demo.build_story(tmp_path / "story", *demo.find_demo_media())
+    except demo.DemoError:
+        pytest.skip("demo media not generated")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg = demo.demo_config(config_mod.load(None), video, audio, str(tmp_path), "127.0.0.1", port,
+                           realtime=False, loop=False)
+    svc = Service(cfg, outputs=["alarm", "store", "web"], keep_serving=True)
+    stop = asyncio.Event()
+    task = asyncio.create_task(svc.run(stop))
+    try:
+        while svc.pipeline is None or not svc.pipeline.sources_ended.is_set():
+            assert not task.done()
+            await asyncio.sleep(0.1)
+        token = auth_mod.load_or_create_token(auth_mod.token_path(tmp_path))
+        async with chromium(tmp_path) as cdp:
+            page = await new_page(cdp, "en")
+            await page.goto(f"http://127.0.0.1:{port}/login")
+            await page.wait("document.getElementById('token')")
+            await page.eval("document.getElementById('token').focus()")
+            await page.send("Input.insertText", {"text": token})
+            await page.eval("document.getElementById('login-btn').click()")
+            await page.wait("location.pathname === '/' && !document.getElementById('alarm').hidden")
+            assert await page.eval("document.getElementById('alarm-cond').textContent") == "Distress"
+            await page.wait("document.getElementById('tile').className === 'tile lvl-high'")
+            await page.wait("[...document.querySelectorAll('#history tbody tr td:nth-child(2)')]"
+                            ".some(td => td.textContent === 'Raised')")
+            await page.screenshot(ARTIFACTS / "browser_demo_alarm.png", width=1280)
+            await page.screenshot(ARTIFACTS / "browser_demo_alarm_phone.png", width=390)
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 30)

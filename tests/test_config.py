@@ -132,3 +132,20 @@ def test_non_utf8_config_is_one_line(tmp_path: Path, capsys: pytest.CaptureFixtu
     assert cli.main(["config", "--config", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "not UTF-8" in err
+
+
+def test_config_check_reports_every_error_one_line_each(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[alarm]\nt_on_s = -1\nlatching = 3\nbutton_pause_minutes = 10\n"
+                    "[camera]\nbackend = 'file'\n[nonsense]\nx = 1\n[web]\ntls_cert = 'a.pem'\n")
+    assert cli.main(["config", "--config", str(path)]) == 2
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 6 and all(line.startswith("medtrack: config error: ") for line in lines)
+    for key in ("alarm.t_on_s", "alarm.latching", "alarm.button_pause_minutes", "[nonsense]",
+                "web: set both", "camera.file"):
+        assert any(key in line for line in lines), key
+    good = tmp_path / "good.toml"
+    good.write_text("[alarm]\nt_on_s = 5\n")
+    assert cli.main(["config", "--config", str(good)]) == 0
+    assert cli.main(["config", "--config", str(tmp_path / "none.toml")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1

@@ -420,3 +420,22 @@ def test_cli_test_alarm_dispatch(monkeypatch, tmp_path):
     assert seen["priorities"] == ["medium"] and seen["cfg"].buzzer_pin == 5
     assert gpio.cli_test_alarm(argparse.Namespace(config=str(conf), priority="all")) == 0
     assert seen["priorities"] == ["high", "medium", "low", "technical"]
+
+
+async def test_paused_monitoring_led_and_the_reminder_tone(vt, factory):
+    hub = make_hub()
+    drv = Driver(hub)
+    stop = asyncio.Event()
+    task = asyncio.create_task(gpio.serve(hub, stop, factory=factory, clock=vt, sleep=vt.sleep))
+    await vt.advance(1.0)
+    start = vt.t
+    drv.set(visual="paused", audio=None, key="")
+    await vt.advance(7.0)
+    led = [e for e in history(factory.pin(LED), start, 100.0) if e[0] >= 0]
+    assert_edges(led[:6], VISUAL["paused"].edges(3)[:6])              # dim glow every 3 s
+    start = vt.t
+    drv.set(visual="normal", audio="reminder", key="reminder:3")      # the pause ran out
+    await vt.advance(10.0)
+    assert_edges(history(factory.pin(BUZZER), start, 100.0), AUDIO["reminder"].edges(1))   # once, short
+    stop.set()
+    await asyncio.wait_for(task, 5)

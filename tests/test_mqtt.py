@@ -35,6 +35,7 @@ from edge.outputs.mqtt import (
     Topics,
     _cancel_all,
     discovery_messages,
+    handle_command,
     parse_command,
     serve,
     tls_context,
@@ -224,6 +225,25 @@ def test_parse_command_accepts_only_strict_acknowledge() -> None:
     for payload in bad:
         with pytest.raises(CommandError):
             parse_command(payload)
+
+
+def test_pause_and_resume_commands() -> None:
+    cmd = parse_command(b'{"action": "pause", "minutes": 15, "by": "nurse-1"}')
+    assert (cmd.action, cmd.minutes, cmd.by) == ("pause", 15, "nurse-1")
+    assert parse_command(b'{"action": "resume", "by": "nurse-1"}').action == "resume"
+    for payload in (b'{"action": "pause", "by": "x"}', b'{"action": "pause", "minutes": 10, "by": "x"}',
+                    b'{"action": "pause", "minutes": true, "by": "x"}', b'{"action": "resume", "by": "x", "long": true}',
+                    b'{"action": "pause", "minutes": 5}'):
+        with pytest.raises(CommandError):
+            parse_command(payload)
+    cfg = config_mod.from_dict({})
+    hub = Hub(cfg)
+    calls: list[tuple] = []
+    hub.set_pause_handlers(lambda m, by: calls.append(("pause", m, by)) or [object()],
+                           lambda by: calls.append(("resume", by)) or [], lambda long: [])
+    assert handle_command(hub, b'{"action": "pause", "minutes": 5, "by": "desk"}')
+    assert handle_command(hub, b'{"action": "resume", "by": "desk"}')
+    assert calls == [("pause", 5, "mqtt:desk"), ("resume", "mqtt:desk")]
 
 
 def test_discovery_configs(tmp_path: Path) -> None:

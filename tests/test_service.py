@@ -261,3 +261,57 @@ def test_cli_run_with_one_bad_recording_plays_the_other(tmp_path: Path, monkeypa
     assert cli.main(["run", "--config", str(cfg_file)]) == 0
     assert ran[1].camera.backend == "file"
     assert "stays down (technical alarm) and is retried" in capsys.readouterr().err
+
+
+def test_cli_run_recordings_prints_a_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline_media import face_frame, voiced, write_wav
+
+    video = write_video(tmp_path / "v.avi", face_frame(), frames=15, fps=15.0)
+    audio = write_wav(tmp_path / "a.wav", voiced(1.0))
+    cfg_file = tmp_path / "c.toml"
+    cfg_file.write_text(f'[service]\nstate_dir = "{tmp_path / "state"}"\n[web]\nenabled = false\n'
+                        '[gpio]\npin_factory = "mock"\n')
+    assert cli.main(["run", "--config", str(cfg_file), "--video", str(video), "--audio", str(audio)]) == 0
+    out = capsys.readouterr().out
+    assert "--keep-serving" in out and "Alarms raised: 0" in out
+    assert f"medtrack events export --state-dir {tmp_path / 'state'}" in out
+
+
+async def test_keep_serving_stays_up_after_the_media_end(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    video = write_video(tmp_path / "v.avi", empty_frame(), frames=10, fps=15.0)
+    cfg = base_config(tmp_path, camera={"backend": "file", "file": str(video), "realtime": False, "loop": False})
+    svc = Service(cfg, outputs=["alarm"], keep_serving=True, face_stage=face_stage())
+    stop = asyncio.Event()
+    task = asyncio.create_task(svc.run(stop))
+    while svc.pipeline is None or not svc.pipeline.sources_ended.is_set():
+        await asyncio.sleep(0.02)
+    await asyncio.sleep(0.3)
+    assert not task.done() and not stop.is_set()
+    assert "stay up" in caplog.text
+    stop.set()
+    await asyncio.wait_for(task, WAIT)
+
+
+def test_camera_switched_off_is_named_in_the_pipeline_mode(tmp_path: Path) -> None:
+    svc = Service(base_config(tmp_path, camera={"backend": "none"}), outputs=[], face_stage=face_stage())
+    svc.build()
+    detail = svc.hub.health["pipeline"].detail
+    assert "camera disabled" in detail and "face ok" not in detail
+
+
+def test_cli_run_recordings_fall_back_to_a_user_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                          capsys: pytest.CaptureFixture[str]) -> None:
+    from pipeline_media import face_frame
+
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
+    blocked = tmp_path / "file-not-dir"
+    blocked.write_text("x")
+    video = write_video(tmp_path / "v.avi", face_frame(), frames=10, fps=15.0)
+    cfg_file = tmp_path / "c.toml"
+    cfg_file.write_text(f'[service]\nstate_dir = "{blocked / "state"}"\n[web]\nenabled = false\n'
+                        '[gpio]\npin_factory = "mock"\n')
+    assert cli.main(["run", "--config", str(cfg_file), "--video", str(video)]) == 0
+    captured = capsys.readouterr()
+    mine = tmp_path / "xdg" / "medtrack"
+    assert f"events and token go to {mine}" in captured.err
+    assert f"--state-dir {mine}" in captured.out and (mine / "events.db").exists()

@@ -598,3 +598,61 @@ async def test_tls_serves_https_with_secure_cookie(tmp_path: Path, unused_tcp_po
         assert "max-age" in r.headers["Strict-Transport-Security"]
     stop.set()
     await asyncio.wait_for(task, 5)
+
+
+async def test_pause_from_the_api_silences_shows_and_ends_by_itself(tmp_path: Path) -> None:
+    """The real alarm logic on an injected clock behind the API: a pause acknowledges a sounding
+    distress alarm, /api/status shows it with its end time, and it ends by itself."""
+    from edge.alarm_service import AlarmService
+    from edge.events import EmotionState
+
+    cfg = config_mod.from_dict({"service": {"state_dir": str(tmp_path)}})
+    clock = Clock()
+    hub = Hub(cfg, clock=clock)
+    service = AlarmService(hub, clock=clock, thermal_glob=None)
+    service.install()
+    store = store_mod.attach(hub)
+    auth = Authenticator(auth_mod.token_path(tmp_path), clock=clock)
+    client = TestClient(TestServer(web.make_app(hub, store, cfg, auth=auth)))
+    await client.start_server()
+    bearer = {"Authorization": f"Bearer {auth.token}"}
+
+    def feed(distress: float, seconds: float) -> None:
+        for _ in range(int(seconds * 2)):
+            clock.t += 0.5
+            service.on_state(EmotionState(t=clock.t, time="2026-01-01T00:00:00.000Z",
+                                          probs=(1 - distress, 0, 0, 0, distress, 0, 0), label="fear",
+                                          confidence=0.9, distress=distress, modalities={}, live=("face",)))
+    try:
+        feed(0.7, 7)
+        status = await (await client.get("/api/status", headers=bearer)).json()
+        assert status["alarm"]["active"] and status["alarm"]["audible"] and status["pause_minutes"] == [5, 15, 30]
+        await assert_json_error(await client.post("/api/pause", json={"minutes": 10}, headers=bearer), 400)
+        await assert_json_error(await client.post("/api/pause", json={"minutes": 15}), 401)
+        r = await client.post("/api/pause", json={"minutes": 15, "by": "Ana"}, headers=bearer)
+        body = await r.json()
+        assert r.status == 200
+        assert [(e["kind"], e["by"]) for e in body["events"]] == [("paused", "web:Ana"), ("acknowledged", "web:Ana")]
+        status = await (await client.get("/api/status", headers=bearer)).json()
+        pause = status["alarm"]["pause"]
+        assert not status["alarm"]["audible"] and status["alarm"]["signal"]["visual"] == "paused"
+        assert pause["by"] == "web:Ana" and pause["remaining_s"] == 900.0 and pause["until"].endswith("Z")
+        feed(0.7, 900)                                   # distress goes on during the care: held, then
+        status = await (await client.get("/api/status", headers=bearer)).json()
+        assert status["alarm"]["pause"] is None and status["alarm"]["audible"]   # over: it sounds again
+        events = (await (await client.get("/api/events?limit=10", headers=bearer)).json())["events"]
+        assert [e["kind"] for e in events][:3] == ["resounded", "resumed", "acknowledged"]
+        assert events[1]["detail"]["reason"] == "pause_ended"
+        await assert_json_error(await client.post("/api/resume", headers=bearer), 409)
+        r = await client.post("/api/pause", json={"minutes": 5}, headers=bearer)
+        assert r.status == 200
+        r = await client.post("/api/resume", json={"by": "Ana"}, headers=bearer)
+        assert r.status == 200 and (await r.json())["events"][0]["kind"] == "resumed"
+    finally:
+        await client.close()
+
+
+async def test_pause_needs_csrf_from_a_browser_session(env: Env) -> None:
+    await login(env)
+    await assert_json_error(await env.client.post("/api/pause", json={"minutes": 5}), 403)
+    await assert_json_error(await env.client.post("/api/resume"), 403)

@@ -2,15 +2,21 @@
 
 Prefers ``ai_edge_litert`` (the maintained successor of tflite-runtime), then ``tflite_runtime``,
 then ``tensorflow.lite``. Input/output quantization (scale, zero point) is always read from the
-model file, never hard-coded.
+model file, never hard-coded. The runtime's "Created TensorFlow Lite XNNPACK delegate" banner (C++,
+straight to file descriptor 2) is held back while a model loads; anything else it prints passes.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import logging
+import os
+import sys
+import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +50,32 @@ def interpreter_class() -> tuple[type, str]:
         "no TFLite runtime found; install one with `pip install ai-edge-litert` "
         f"({'; '.join(errors)})"
     )
+
+
+_BANNER = b"XNNPACK delegate"
+_stderr_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _quiet_banner() -> Iterator[None]:
+    """Run the body with fd 2 captured; write back every line but the runtime's XNNPACK banner."""
+    with _stderr_lock, tempfile.TemporaryFile() as tmp:
+        try:
+            sys.stderr.flush()
+            saved = os.dup(2)
+        except (OSError, ValueError, AttributeError):   # no real fd 2 (embedded, some test runners)
+            yield
+            return
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            tmp.seek(0)
+            rest = b"".join(line for line in tmp.read().splitlines(keepends=True) if _BANNER not in line)
+            if rest:
+                os.write(2, rest)
 
 
 def sha256_file(path: Path) -> str:
@@ -82,8 +114,9 @@ class TFLiteModel:
                              "runs it), or restore the emotion models from the release's models_tflite/")
         interpreter_cls, self.backend = interpreter_class()
         try:
-            self._interp = interpreter_cls(model_path=str(self.path), num_threads=num_threads)
-            self._interp.allocate_tensors()
+            with _quiet_banner():
+                self._interp = interpreter_cls(model_path=str(self.path), num_threads=num_threads)
+                self._interp.allocate_tensors()
         except Exception as exc:  # noqa: BLE001 - the runtime raises several types for bad files
             raise ModelError(f"model file {self.path} could not be loaded ({exc}); "
                              "it is corrupt or not a TFLite model: restore it from the release "

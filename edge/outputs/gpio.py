@@ -3,9 +3,12 @@
 Follows the alarm machine's signal (``hub.alarm_snapshot()["signal"]``, re-read on every alarm
 event and every ``poll_s``) and plays the patterns of :mod:`edge.outputs.patterns` as asyncio tasks
 with an injectable clock and sleep, so the event loop never blocks and tests run on virtual time.
-A button press acknowledges (held >= ``long_press_s``: the longer silence). The buzzer is switched
+The button (:meth:`edge.alarm.AlarmMachine.press`): with an alarm sounding a press acknowledges it
+(held >= ``long_press_s``: the longer silence); with none sounding a long press pauses monitoring
+for ``[alarm] button_pause_minutes`` and a short press ends the pause. The buzzer is switched
 off on stop, on a crash (finally + atexit) and on SIGTERM. Off a Pi, gpiozero's ``MockFactory``
-with PWM pins drives the same devices; every pin change is logged at DEBUG.
+with PWM pins drives the same devices; each pattern change is logged at INFO, every pin change at
+DEBUG.
 
 ``medtrack test-alarm`` (:func:`cli_test_alarm`) plays each pattern once, like a smoke alarm's
 test button.
@@ -161,10 +164,13 @@ class SignalOutputs:
         audio = sig.get("audio") if sig.get("audio") in AUDIO else None
         audio_id = (audio, str(sig.get("key", "")))
         if visual != self._visual:
+            log.info("gpio: LED %s pattern", visual)
             self._visual = visual
             self._cancel(self._visual_task)
             self._visual_task = asyncio.create_task(self.led_player.play(VISUAL[visual]), name=f"led-{visual}")
         if audio_id != self._audio_id:
+            if audio or (self._audio_id and self._audio_id[0]):
+                log.info("gpio: buzzer %s", f"{audio} pattern" if audio else "off")
             self._audio_id = audio_id
             self._cancel(self._audio_task)
             self.buzzer.set(0.0)
@@ -240,9 +246,9 @@ class AckButton:
         self.loop.call_soon_threadsafe(self._ack, held >= self.long_press_s)
 
     def _ack(self, long: bool) -> None:
-        event = self.hub.acknowledge("button", long=long)
+        events = self.hub.press(long)
         log.info("button %s: %s", "long press" if long else "press",
-                 f"{event.kind} {event.condition}" if event else "nothing to acknowledge")
+                 ", ".join(f"{e.kind} {e.condition}" for e in events) if events else "nothing to do")
 
 
 def _install_sigterm(loop: asyncio.AbstractEventLoop, off: Callable[[], None]) -> Callable[[], None] | None:

@@ -7,7 +7,8 @@ Topics (``<prefix>/<device_id>/...``, see docs/MQTT.md):
   alarm         retained, QoS 1; the alarm snapshot (Home Assistant binary_sensor)
   health        retained, QoS 0; every health_interval_s
   availability  retained, QoS 1; "online", and "offline" as the last will
-  command       subscribed, QoS 1: {"action": "acknowledge", "by": "<who>", "long": false}
+  command       subscribed, QoS 1: {"action": "acknowledge", "by": "<who>", "long": false},
+                {"action": "pause", "minutes": 15, "by": "<who>"} or {"action": "resume", "by": "<who>"}
 
 Alarm events are committed to the outbox (edge.outbox) before they are announced; this module
 only drains it, marking each event delivered after the broker's PUBACK. The alarm on the box never
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from edge import __version__
+from edge.alarm import PAUSE_MINUTES
 from edge.config import Config, MqttConfig
 from edge.events import EmotionState, utc_now_iso
 from edge.hub import Hub
@@ -87,11 +89,13 @@ class Command:
     action: str
     by: str
     long: bool = False
+    minutes: int = 0
 
 
 def parse_command(payload: bytes | bytearray | str | None) -> Command:
-    """Validate a command payload strictly: a JSON object with action "acknowledge", a short
-    "by" and an optional boolean "long", nothing else."""
+    """Validate a command payload strictly: a JSON object with action "acknowledge" (optional
+    boolean "long"), "pause" ("minutes": one of PAUSE_MINUTES) or "resume", and a short "by";
+    nothing else."""
     if payload is None or len(payload) == 0:
         raise CommandError("empty payload")
     if len(payload) > MAX_COMMAND_BYTES:
@@ -103,14 +107,23 @@ def parse_command(payload: bytes | bytearray | str | None) -> Command:
         raise CommandError(f"not JSON ({exc.__class__.__name__})") from None
     if not isinstance(doc, dict):
         raise CommandError("not a JSON object")
-    unknown = set(doc) - {"action", "by", "long"}
+    action = doc.get("action")
+    allowed = {"acknowledge": {"long"}, "pause": {"minutes"}, "resume": set()}
+    if action not in allowed:
+        raise CommandError(f"action {action!r} not allowed (only 'acknowledge', 'pause' or 'resume')")
+    unknown = set(doc) - {"action", "by"} - allowed[action]
     if unknown:
         raise CommandError(f"unknown keys {sorted(unknown)}")
-    if doc.get("action") != "acknowledge":
-        raise CommandError(f"action {doc.get('action')!r} not allowed (only 'acknowledge')")
     by = doc.get("by")
     if not isinstance(by, str) or not _BY_RE.fullmatch(by):
         raise CommandError("'by' must be 1-64 letters, digits, space or ._@:- naming who acknowledges")
+    if action == "pause":
+        minutes = doc.get("minutes")
+        if isinstance(minutes, bool) or minutes not in PAUSE_MINUTES:
+            raise CommandError(f"'minutes' must be one of {', '.join(map(str, PAUSE_MINUTES))}")
+        return Command("pause", by, minutes=int(minutes))
+    if action == "resume":
+        return Command("resume", by)
     long = doc.get("long", False)
     if not isinstance(long, bool):
         raise CommandError("'long' must be true or false")
@@ -129,10 +142,18 @@ def handle_command(hub: Hub, payload: bytes | bytearray | str | None, retained: 
         log.warning("MQTT command ignored: %s", exc)
         return False
     try:
-        event = hub.acknowledge(f"mqtt:{cmd.by}", cmd.long)
+        if cmd.action == "pause":
+            done = hub.pause(cmd.minutes, f"mqtt:{cmd.by}")
+        elif cmd.action == "resume":
+            done = hub.resume(f"mqtt:{cmd.by}")
+        else:
+            event = hub.acknowledge(f"mqtt:{cmd.by}", cmd.long)
     except Exception:  # noqa: BLE001 - a failing handler must not end the MQTT session
-        log.exception("MQTT acknowledge by %s failed", cmd.by)
+        log.exception("MQTT %s by %s failed", cmd.action, cmd.by)
         return False
+    if cmd.action != "acknowledge":
+        log.info("MQTT %s by mqtt:%s%s", cmd.action, cmd.by, "" if done else " (nothing to do)")
+        return True
     log.info("MQTT acknowledge by mqtt:%s%s", cmd.by, "" if event else " (no active alarm)")
     return True
 

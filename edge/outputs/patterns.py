@@ -9,11 +9,13 @@ Audible (buzzer):
   high    10 pulses as 3 + 2, 3 + 2, a burst every 10 s (IEC: 10 pulses, 2.5..15 s apart)
   medium  3 pulses, a burst every 25 s (IEC: 3 pulses, 2.5..30 s apart)
   low     1 pulse, once per new alarm (IEC: 1 or 2 pulses, optional)
+  reminder  2 short pulses, once: a pause of monitoring has ended by itself
 Visual (status LED):
   high      2 Hz flash, 50 % duty (IEC: 1.4..2.8 Hz, 20..60 % duty)
   medium    0.6 Hz flash, 50 % duty (IEC: 0.4..0.8 Hz)
   low       steady on (IEC: constant)
   technical double blink every 2 s: a broken box never looks like a calm patient
+  paused    dim 1 s glow every 3 s: monitoring paused for care (distress alarms held)
   normal    dim blip every 5 s: the service is alive and all is calm
 """
 
@@ -84,6 +86,7 @@ AUDIO: dict[str, Pattern] = {
                                     [2 * HIGH_PULSE_S + HIGH_GAP_S, 1.0, 2 * HIGH_PULSE_S + HIGH_GAP_S]), 10.0),
     "medium": Pattern("medium", _pulses(MEDIUM_PULSE_S, MEDIUM_GAP_S, [3], []), 25.0),
     "low": Pattern("low", ((1.0, 0.2),), None),
+    "reminder": Pattern("reminder", ((1.0, 0.08), (0.0, 0.12), (1.0, 0.08)), None),
 }
 
 VISUAL: dict[str, Pattern] = {
@@ -91,6 +94,7 @@ VISUAL: dict[str, Pattern] = {
     "medium": Pattern("medium", ((1.0, 0.8333),), 1.6667),
     "low": Pattern("low", ((1.0, 1.0),), 1.0),
     "technical": Pattern("technical", ((1.0, 0.15), (0.0, 0.15), (1.0, 0.15)), 2.0),
+    "paused": Pattern("paused", ((0.3, 1.0),), 3.0),
     "normal": Pattern("normal", ((0.2, 0.2),), 5.0),
 }
 

@@ -7,6 +7,7 @@ Runs in the service's event loop (aiohttp). Routes:
 - ``GET /api/status``, ``GET /api/events?since=&limit=``, ``GET /api/timeline?minutes=``,
   ``GET /api/health``, ``GET /api/stream`` (SSE), ``GET /metrics``
 - ``POST /api/acknowledge`` ``{"long": false, "by": "name"}``, ``POST /api/silence`` (long silence)
+- ``POST /api/pause`` ``{"minutes": 15, "by": "name"}`` (care in progress), ``POST /api/resume``
 
 Every 4xx/5xx answer is JSON ``{"error": "...", "status": N}``, malformed HTTP included; bodies are
 capped at ``MAX_BODY_BYTES``. No image or audio is ever served: only labels, scores and events.
@@ -43,6 +44,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from edge import __version__
 from edge import store as store_mod
+from edge.alarm import PAUSE_MINUTES
 from edge.config import Config
 from edge.events import AlarmEvent, EmotionState, utc_now_iso
 from edge.labels import LABELS
@@ -498,6 +500,7 @@ async def api_status(request: web.Request) -> web.Response:
         "thresholds": {"on": cfg.alarm.on_threshold, "off": cfg.alarm.off_threshold,
                        "high": cfg.alarm.high_threshold},
         "silence_s": {"ack": cfg.alarm.ack_silence_s, "long": cfg.alarm.long_press_silence_s},
+        "pause_minutes": list(PAUSE_MINUTES),
         "labels": list(LABELS),
         "store": _store(request) is not None,
         "uptime_s": round(hub.uptime_s(), 1),
@@ -541,18 +544,23 @@ async def api_timeline(request: web.Request) -> web.Response:
                               "now_ms": int(time.time() * 1000)})
 
 
-async def _ack(request: web.Request, long: bool) -> web.Response:
-    data = await _json_body(request)
-    if "long" in data:
-        if not isinstance(data["long"], bool):
-            raise web.HTTPBadRequest(reason="long: expected true or false")
-        long = long or data["long"]
+def _who(request: web.Request, data: dict[str, Any]) -> str:
     who = request.get(WHO, "web")
     if "by" in data:
         by = data["by"]
         if not isinstance(by, str) or not _BY_RE.match(by.strip()):
             raise web.HTTPBadRequest(reason="by: 1-40 letters, digits, spaces or . ' @ -")
         who = f"web:{by.strip()}"
+    return who
+
+
+async def _ack(request: web.Request, long: bool) -> web.Response:
+    data = await _json_body(request)
+    if "long" in data:
+        if not isinstance(data["long"], bool):
+            raise web.HTTPBadRequest(reason="long: expected true or false")
+        long = long or data["long"]
+    who = _who(request, data)
     event = _hub(request).acknowledge(who, long)
     if event is None:
         return json_error(409, "no active alarm to acknowledge", alarm=_snapshot(_hub(request)))
@@ -565,6 +573,25 @@ async def api_acknowledge(request: web.Request) -> web.Response:
 
 async def api_silence(request: web.Request) -> web.Response:
     return await _ack(request, long=True)
+
+
+async def api_pause(request: web.Request) -> web.Response:
+    data = await _json_body(request)
+    minutes = data.get("minutes", 15)
+    if isinstance(minutes, bool) or minutes not in PAUSE_MINUTES:
+        raise web.HTTPBadRequest(reason=f"minutes: one of {', '.join(map(str, PAUSE_MINUTES))}")
+    events = _hub(request).pause(int(minutes), _who(request, data))
+    if not events:
+        return json_error(503, "alarm logic not running; try again shortly")
+    return web.json_response({"events": [e.to_dict() for e in events], "alarm": _snapshot(_hub(request))})
+
+
+async def api_resume(request: web.Request) -> web.Response:
+    data = await _json_body(request)
+    events = _hub(request).resume(_who(request, data))
+    if not events:
+        return json_error(409, "monitoring is not paused", alarm=_snapshot(_hub(request)))
+    return web.json_response({"events": [e.to_dict() for e in events], "alarm": _snapshot(_hub(request))})
 
 
 def _model_info(info: dict[str, Any]) -> dict[str, Any]:
@@ -878,6 +905,8 @@ def make_app(hub: Hub, store: EventStore | None, config: Config, *, auth: Authen
     r.add_get("/api/stream", stream)
     r.add_post("/api/acknowledge", api_acknowledge)
     r.add_post("/api/silence", api_silence)
+    r.add_post("/api/pause", api_pause)
+    r.add_post("/api/resume", api_resume)
     r.add_get("/metrics", metrics)
     return app
 

@@ -1,4 +1,5 @@
 /* MedTrack status page: live state (SSE, reconnects by itself), alarm banner with acknowledge,
+   pause of monitoring for care, state tile coloured by alarm level (the emotion is its label),
    30-minute timeline (canvas), alarm history and device health. Vanilla JS, no build step. */
 (function () {
   'use strict';
@@ -8,8 +9,11 @@
   var LABEL_COLORS = { neutral: '#6b7280', happy: '#15803d', surprise: '#0e7490', sad: '#1d4ed8',
     fear: '#7e22ce', disgust: '#a16207', angry: '#b91c1c', unknown: '#d1d5db' };
   var S = { status: null, state: null, stateAt: 0, ageAt: 0, alarm: null, points: [], offset: 0,
-    thresholds: { on: 0.55, off: 0.35, high: 0.85 }, silenceLong: 600, labels: [], chartDirty: true,
-    lastPoint: 0, retry: 1000 };
+    thresholds: { on: 0.55, off: 0.35, high: 0.85 }, silenceLong: 600, silenceAck: 120, labels: [],
+    chartDirty: true, lastPoint: 0, retry: 1000, alarmAt: 0, health: {}, pauseMinutes: [5, 15, 30] };
+  // what the tile's colour says: the server's LED pattern (edge.alarm.Signal.visual) -> tile level
+  var LEVELS = { high: 'high', medium: 'medium', low: 'low', technical: 'technical', paused: 'paused',
+    normal: 'calm' };
 
   // ------------------------------------------------------------------ helpers
   function csrf() {
@@ -42,14 +46,31 @@
     return new Intl.NumberFormat(MT.locale, { minimumFractionDigits: digits, maximumFractionDigits: digits }).format(x);
   }
   function pct(x) { return new Intl.NumberFormat(MT.locale, { style: 'percent', maximumFractionDigits: 0 }).format(x); }
-  function clock(ms) {
-    return new Date(ms).toLocaleTimeString(MT.locale, { hour: '2-digit', minute: '2-digit', second: '2-digit' });
+  // one clock convention (12 or 24 h, the locale's) for the chart, the banner and the history
+  var HOUR_CYCLE = null;
+  function hourCycle() {
+    if (!HOUR_CYCLE) {
+      HOUR_CYCLE = new Intl.DateTimeFormat(MT.locale, { hour: 'numeric' }).resolvedOptions().hour12 ? 'h12' : 'h23';
+    }
+    return HOUR_CYCLE;
+  }
+  function timeOf(d, seconds) {
+    var o = { hour: '2-digit', minute: '2-digit', hourCycle: hourCycle() };
+    if (seconds) o.second = '2-digit';
+    return d.toLocaleTimeString(MT.locale, o);
   }
   function dateTime(iso) {
     var d = new Date(iso);
     if (isNaN(d)) return iso || '';
     var today = new Date().toDateString() === d.toDateString();
-    return today ? d.toLocaleTimeString(MT.locale) : d.toLocaleString(MT.locale);
+    return today ? timeOf(d, true) : d.toLocaleDateString(MT.locale) + ' ' + timeOf(d, true);
+  }
+  function mmss(s) {
+    s = Math.max(0, Math.ceil(s));
+    return Math.floor(s / 60) + ':' + ('0' + (s % 60)).slice(-2);
+  }
+  function secondsText(s) {
+    return s >= 600 && s % 60 === 0 ? (s / 60) + ' ' + t('unit_min') : s + ' ' + t('unit_s');
   }
   function duration(s) {
     s = Math.max(0, Math.floor(s));
@@ -69,11 +90,18 @@
   }
 
   // ------------------------------------------------------------------ state tile and modalities
+  function level() {
+    var sig = S.alarm && S.alarm.signal;
+    if (sig && LEVELS[sig.visual]) return LEVELS[sig.visual];
+    return S.alarm && S.alarm.active ? (S.alarm.priority || 'high') : 'calm';
+  }
   function renderState() {
     var st = S.state, tile = $('tile');
-    var label = st ? st.label : 'none';
-    tile.className = 'tile lab-' + (LABEL_COLORS[label] ? label : 'none');
+    var lvl = st || (S.alarm && S.alarm.active) ? level() : 'none';
+    tile.className = 'tile lvl-' + lvl;
+    $('tile-level').textContent = lvl === 'none' ? '' : t('level_' + lvl);
     $('tile-label').textContent = st ? labelText(st.label) : t('waiting');
+    $('tile-bar-label').textContent = t('distress_bar', { thr: num(S.thresholds.on, 2) });
     $('tile-distress').textContent = st ? num(st.distress, 2) : '–';
     $('tile-conf').textContent = st ? pct(st.confidence) : '–';
     $('tile-bar').style.width = st ? Math.round(Math.min(1, st.distress) * 100) + '%' : '0';
@@ -107,7 +135,9 @@
     ['face', 'voice'].forEach(function (m) {
       var d = st && st.modalities ? st.modalities[m] : null;
       var live = d && d.live;
-      var text = live ? labelText(d.label) + ' ' + pct(d.confidence || 0) : t('no_signal');
+      var source = m === 'face' ? 'camera' : 'microphone';
+      var quiet = S.health[source] === 'ok' ? (m === 'face' ? t('no_face') : t('no_speech')) : t('no_signal');
+      var text = live ? labelText(d.label) + ' ' + pct(d.confidence || 0) : quiet;
       var row = barRow('mod', t('mod_' + m), live ? (d.confidence || 0) : 0, text, live ? LABEL_COLORS[d.label] : null);
       if (!live) row.classList.add('off');
       mods.appendChild(row);
@@ -142,30 +172,79 @@
   // ------------------------------------------------------------------ alarm banner
   function renderAlarm() {
     var a = S.alarm, box = $('alarm');
+    renderPause();
+    renderState();
     if (!a || !a.active) { box.hidden = true; return; }
     box.hidden = false;
     box.className = 'alarm prio-' + (a.priority || 'high') + (a.acknowledged ? ' acked' : '');
     $('alarm-prio').textContent = t('prio_' + (a.priority || 'high'));
     $('alarm-cond').textContent = a.condition ? t('cond_' + a.condition) : '';
-    var parts = [];
-    if (a.since) parts.push(t('since', { t: dateTime(a.since) }));
-    if (a.acknowledged && a.acknowledged_by) parts.push(t('acknowledged_by', { by: a.acknowledged_by }));
-    if (a.silenced_until) parts.push(t('silenced_until', { t: dateTime(a.silenced_until) }));
-    else if (a.silenced_for_s > 0) parts.push(t('silenced'));
-    $('alarm-detail').textContent = parts.join(' · ');
+    $('alarm-detail').textContent = a.since ? t('since', { t: dateTime(a.since) }) : '';
+    // acknowledged: say so and when the sound comes back, instead of a second Acknowledge button
+    $('ack').hidden = !!a.acknowledged;
+    $('ack-state').hidden = !a.acknowledged;
+    renderCountdowns();
     $('silence').textContent = t('silence', { m: Math.round(S.silenceLong / 60) });
+    $('alarm-help').textContent = t('ack_help', { a: secondsText(S.silenceAck), m: Math.round(S.silenceLong / 60) });
+  }
+  function elapsed() { return (Date.now() - S.alarmAt) / 1000; }
+  function renderCountdowns() {
+    var a = S.alarm;
+    if (a && a.active && a.acknowledged) {
+      var left = (a.silenced_for_s || 0) - elapsed();
+      $('ack-state').textContent = t('ack_state', { by: a.acknowledged_by || '?', t: mmss(left) });
+    }
+    var p = a && a.pause;
+    if (p) $('pause-line').textContent = t('paused_line', { by: p.by || '?', t: mmss(p.remaining_s - elapsed()) });
+  }
+  function renderPause() {
+    var p = S.alarm && S.alarm.pause;
+    $('pause').className = 'pausebar' + (p ? ' on' : '');
+    $('pause-off').hidden = !!p;
+    $('pause-on').hidden = !p;
+    var box = $('pause-buttons');
+    if (box.childElementCount !== S.pauseMinutes.length) {
+      box.textContent = '';
+      S.pauseMinutes.forEach(function (m) {
+        var b = el('button', 'btn-pause', t('pause_n', { m: m }));
+        b.type = 'button';
+        b.setAttribute('data-minutes', m);
+        b.addEventListener('click', function () { pause(m); });
+        box.appendChild(b);
+      });
+    }
+  }
+  function setAlarm(a) {
+    S.alarm = a;
+    S.alarmAt = Date.now();
+  }
+  function pause(minutes) {
+    post('/api/pause', { minutes: minutes }).then(function (body) {
+      setAlarm(body.alarm);
+      renderAlarm();
+      loadEvents();
+    }).catch(function (e) { showMsg(t('pause_failed', { e: e.message })); });
+  }
+  function resume() {
+    post('/api/resume', {}).then(function (body) {
+      setAlarm(body.alarm);
+      renderAlarm();
+      loadEvents();
+    }).catch(function (e) {
+      if (e.body && e.body.alarm) { setAlarm(e.body.alarm); renderAlarm(); }
+    });
   }
   function acknowledge(long) {
     var path = long ? '/api/silence' : '/api/acknowledge';
     $('ack').disabled = $('silence').disabled = true;
     post(path, {}).then(function (body) {
-      S.alarm = body.alarm;
+      setAlarm(body.alarm);
       renderAlarm();
       showMsg(t('kind_' + body.event.kind) + ' · ' + (body.event.by || ''));
       loadEvents();
     }).catch(function (e) {
       showMsg(e.status === 409 ? t('nothing_to_ack') : t('ack_failed', { e: e.message }));
-      if (e.body && e.body.alarm) { S.alarm = e.body.alarm; renderAlarm(); }
+      if (e.body && e.body.alarm) { setAlarm(e.body.alarm); renderAlarm(); }
     }).then(function () { $('ack').disabled = $('silence').disabled = false; });
   }
 
@@ -221,7 +300,7 @@
     var step = (pw < 500 ? 10 : 5) * 60 * 1000, first = Math.ceil(t0 / step) * step;
     for (var tm = first; tm <= now; tm += step) {
       g.beginPath(); g.moveTo(x(tm), T); g.lineTo(x(tm), T + ph); g.stroke();
-      var label = new Date(tm).toLocaleTimeString(MT.locale, { hour: '2-digit', minute: '2-digit' });
+      var label = timeOf(new Date(tm), false);
       if (x(tm) > L + 14 && x(tm) < L + pw - 14) g.fillText(label, x(tm), T + ph + 12);
     }
     // threshold
@@ -256,15 +335,20 @@
     return api('/api/events?limit=50').then(function (d) {
       var body = $('history').tBodies[0];
       body.textContent = '';
+      var cell = function (tr, col, node) {   // data-label: the column name, shown when rows stack
+        var td = el('td');
+        td.setAttribute('data-label', t(col));
+        if (typeof node === 'string') td.textContent = node; else td.appendChild(node);
+        tr.appendChild(td);
+      };
       d.events.forEach(function (ev) {
         var tr = el('tr');
-        tr.appendChild(el('td', '', dateTime(ev.time)));
-        tr.appendChild(el('td', '', t('kind_' + ev.kind)));
-        tr.appendChild(el('td', '', t('cond_' + ev.condition)));
-        var td = el('td');
-        td.appendChild(el('span', 'pill ' + ev.priority, t('prio_' + ev.priority)));
-        tr.appendChild(td);
-        tr.appendChild(el('td', '', ev.by || ''));
+        cell(tr, 'col_time', dateTime(ev.time));
+        cell(tr, 'col_event', t('kind_' + ev.kind));
+        cell(tr, 'col_condition', t('cond_' + ev.condition));
+        cell(tr, 'col_priority', ev.priority === 'none' ? el('span', '', '—')
+          : el('span', 'pill ' + ev.priority, t('prio_' + ev.priority)));
+        cell(tr, 'col_by', ev.by || '—');
         body.appendChild(tr);
       });
       $('no-events').hidden = d.events.length > 0;
@@ -282,8 +366,13 @@
       chips.textContent = '';
       Object.keys(d.sources).forEach(function (name) {
         var s = d.sources[name];
-        var chip = el('span', 'chip st-' + s.status, t('src_' + name).replace('src_', '') + ' : ' + t('status_' + s.status));
-        if (MT.lang === 'en') chip.textContent = chip.textContent.replace(' : ', ': ');
+        S.health[name] = s.status;
+        // say why without hover (phones have none): the status, and what is wrong when not OK
+        var why = t('status_' + s.status);
+        if (name === 'gpio' && /^mock pins/.test(s.detail || '')) why = t('chip_gpio_mock');
+        else if (s.status !== 'ok' && s.detail) why += ' (' + s.detail + ')';
+        var sep = MT.lang === 'fr' ? ' : ' : ': ';
+        var chip = el('span', 'chip st-' + s.status, t('src_' + name).replace('src_', '') + sep + why);
         chip.title = s.detail || '';
         chips.appendChild(chip);
       });
@@ -299,7 +388,9 @@
       kv(dl, t('memory'), sys.memory_used_percent !== null && sys.memory_used_percent !== undefined
         ? num(sys.memory_used_percent, 0) + ' %' : null);
       kv(dl, t('disk'), sys.disk_used_percent !== null && sys.disk_used_percent !== undefined
-        ? num(sys.disk_used_percent, 0) + ' %' + (sys.disk_free_mb ? ' (' + num(sys.disk_free_mb / 1024, 1) + ' GB)' : '') : null);
+        ? (sys.disk_free_mb ? t('disk_value', { p: num(sys.disk_used_percent, 0) + ' %',
+          g: num(sys.disk_free_mb / 1024, sys.disk_free_mb < 10240 ? 1 : 0) + ' ' + t('unit_gb') })
+          : num(sys.disk_used_percent, 0) + ' %') : null);
       kv(dl, t('uptime'), duration(d.uptime_s));
       kv(dl, t('version'), d.version);
       var lat = $('lat');
@@ -328,6 +419,9 @@
     S.status = s;
     S.thresholds = s.thresholds || S.thresholds;
     S.silenceLong = (s.silence_s && s.silence_s.long) || S.silenceLong;
+    S.silenceAck = (s.silence_s && s.silence_s.ack) || S.silenceAck;
+    S.pauseMinutes = s.pause_minutes || S.pauseMinutes;
+    Object.keys(s.health || {}).forEach(function (k) { S.health[k] = s.health[k]; });
     S.labels = s.labels || S.labels;
     $('device').textContent = [s.device_id, s.location].filter(Boolean).join(' · ');
     $('authoff').hidden = s.auth !== false;
@@ -338,9 +432,8 @@
     S.state = d.state;
     S.ageAt = d.age_s || 0;
     S.stateAt = Date.now();
-    S.alarm = d.alarm;
+    setAlarm(d.alarm);
     addPoint(d.state, d.alarm && d.alarm.active);
-    renderState();
     renderAlarm();
   }
   function setConn(on) {
@@ -354,7 +447,7 @@
     es.addEventListener('state', function (e) { S.retry = 1000; onState(JSON.parse(e.data)); });
     es.addEventListener('alarm', function (e) {
       var d = JSON.parse(e.data);
-      S.alarm = d.alarm;
+      setAlarm(d.alarm);
       renderAlarm();
       loadEvents();
     });
@@ -374,6 +467,7 @@
   document.addEventListener('DOMContentLoaded', function () {
     $('ack').addEventListener('click', function () { acknowledge(false); });
     $('silence').addEventListener('click', function () { acknowledge(true); });
+    $('resume').addEventListener('click', resume);
     $('logout').addEventListener('click', function () {
       post('/logout', {}).catch(function () {}).then(function () { location.href = '/login'; });
     });
@@ -388,6 +482,7 @@
       connect();
     });
     setInterval(renderAge, 1000);
+    setInterval(renderCountdowns, 1000);
     setInterval(drawChart, 1000);
     setInterval(loadHealth, 10000);
     setInterval(loadTimeline, 5 * 60000);
