@@ -96,10 +96,10 @@ class VoiceConfig:
 @dataclass(frozen=True)
 class VocalDistressConfig:
     enabled: bool = opt(True, "Raise a distress alarm on sustained or repeated screaming, crying or moaning.")
-    flag_threshold: float = opt(0.6, "Vocal-distress score (P(scream)+P(cry)+P(moan), mean of the last two 1 s windows) that counts a half-second as distress sound.", min=0.05, max=1.0)
+    flag_threshold: float = opt(0.75, "Vocal-distress score (P(scream)+P(cry)+P(moan), mean of the last two 1 s windows) that counts a half-second as distress sound.", min=0.05, max=1.0)
     window_s: float = opt(30.0, "The distress sound is counted over this many seconds.", min=5.0, max=600.0)
-    scream_s: float = opt(2.0, "Seconds of screaming within window_s that raise the alarm.", min=0.5, max=600.0)
-    distress_s: float = opt(5.0, "Seconds of screaming, crying or moaning within window_s that raise the alarm.", min=0.5, max=600.0)
+    scream_s: float = opt(1.5, "Seconds of screaming within window_s that raise the alarm.", min=0.5, max=600.0)
+    distress_s: float = opt(4.0, "Seconds of screaming, crying or moaning within window_s that raise the alarm.", min=0.5, max=600.0)
     clear_s: float = opt(20.0, "The condition passes after this long without distress sound.", min=1.0, max=3600.0)
 
 
