@@ -133,37 +133,14 @@ def evaluate_face(npz: Path, model: Path, num_threads: int = 1,
 # ----------------------------------------------------------------------------------------- voice
 
 def load_voice_index(folder: Path) -> list[tuple[Path, int]]:
-    """Validated [(audio path, canonical label)] from DIR/index.csv."""
-    if not folder.is_dir():
-        raise EvalInputError(f"voice set folder {folder} not found; make one with `{MAKE_SETS}`")
-    index = folder / "index.csv"
-    if not index.is_file():
-        raise EvalInputError(f"{index} not found; the folder needs an index.csv with columns file, emotion")
-    try:
-        with open(index, newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            columns = reader.fieldnames or []
-            rows = list(reader)
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise EvalInputError(f"{index} cannot be read as CSV ({exc}); write it as UTF-8 CSV "
-                             "with a header row") from None
-    missing = [c for c in ("file", "emotion") if c not in columns]
-    if missing:
-        raise EvalInputError(f"{index} lacks column(s) {', '.join(missing)} (has: {', '.join(columns) or 'none'}); "
-                             "add a header row with at least file,emotion")
-    if not rows:
-        raise EvalInputError(f"{index} has no rows; list at least one clip")
+    """Validated [(audio path, canonical label)] from DIR/index.csv (columns file, emotion)."""
     items = []
-    for line, row in enumerate(rows, start=2):
+    for line, row in _read_index(folder, ("file", "emotion"), MAKE_SETS):
         try:
             label = ravdess_to_canon(row["emotion"] or "")
         except ValueError as exc:
-            raise EvalInputError(f"{index} line {line}: {exc}") from None
-        path = folder / (row["file"] or "")
-        if not row["file"] or not path.is_file():
-            raise EvalInputError(f"{index} line {line}: audio file {path} not found; fix the `file` "
-                                 "column (paths are relative to the index folder)")
-        items.append((path, label))
+            raise EvalInputError(f"{folder / 'index.csv'} line {line}: {exc}") from None
+        items.append((_index_file(folder, row, line), label))
     return items
 
 
