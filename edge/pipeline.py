@@ -195,6 +195,23 @@ class VoiceStage:
         self._pending = np.zeros(0, dtype=np.int16)
         self._hangover = self._silent_frames = self._new_speech = self._since_hop = 0
 
+    def feed_clip(self, audio: np.ndarray, tail_s: float = 0.0,
+                  block_s: float = 0.1) -> list[tuple[ModalityReading | None, float, dict[str, Any]]]:
+        """Play a whole clip (float in [-1, 1] or int16), then ``tail_s`` of silence, in
+        ``block_s`` blocks as a microphone would, from a fresh stream; every hop's result with
+        times in seconds from the clip's start."""
+        x = np.asarray(audio)
+        if x.dtype != np.int16:
+            x = (np.clip(x, -1.0, 1.0) * 32767).astype(np.int16)
+        pcm = np.concatenate([x, np.zeros(int(tail_s * SAMPLE_RATE), np.int16)])
+        block = max(1, int(block_s * SAMPLE_RATE))
+        self.reset()
+        out = []
+        for k in range(0, len(pcm), block):
+            chunk = pcm[k:k + block]
+            out += self.feed(chunk, (k + len(chunk)) / SAMPLE_RATE)
+        return out
+
     def feed(self, samples: np.ndarray, t_end: float) -> list[tuple[ModalityReading | None, float, dict[str, Any]]]:
         """New int16 audio whose last sample was captured at ``t_end`` -> one (reading or None,
         t, detail) per hop boundary crossed."""

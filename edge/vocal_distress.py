@@ -132,6 +132,7 @@ class VocalDistressTracker:
 SOUND_NAMES: dict[str, str] = {"speech": "speech", "scream": "scream", "cry": "cry", "moan": "moan",
                                "other_vocal": "other", "background": "quiet"}
 SHARE_WINDOW_S = 60.0
+SUMMARY_REUSE_S = 0.5
 
 
 class SoundMonitor:
@@ -143,6 +144,7 @@ class SoundMonitor:
         self.tracker = VocalDistressTracker(config, clock)
         self._labels: deque[tuple[float, str]] = deque()
         self.current: str | None = None
+        self._summary: tuple[float, dict[str, Any]] | None = None   # (when, summary) until the next hop
 
     def observe(self, probs: Sequence[float] | np.ndarray | None, t: float | None = None) -> None:
         """One hop: the sound window's probabilities, or None when nothing vocal was heard."""
@@ -154,10 +156,14 @@ class SoundMonitor:
             name = SOUND_NAMES[self.tracker.observe(probs, t).label]
         self.current = name
         self._labels.append((t, name))
+        self._summary = None
 
     def summary(self, now: float | None = None) -> dict[str, Any]:
         """JSON-ready: ``now`` (the current sound), ``shares`` over the last minute, ``vocal_distress``."""
         now = self.clock() if now is None else now
+        # every published state asks (each face frame too): between hops, reuse it for half a second
+        if self._summary is not None and 0.0 <= now - self._summary[0] < SUMMARY_REUSE_S:
+            return self._summary[1]
         while self._labels and now - self._labels[0][0] > SHARE_WINDOW_S:
             self._labels.popleft()
         counts = dict.fromkeys(SOUND_NAMES.values(), 0)
@@ -165,5 +171,7 @@ class SoundMonitor:
             counts[name] += 1
         total = max(1, len(self._labels))
         present = self.tracker.evaluate(now)
-        return {"now": self.current, "shares": {k: round(v / total, 3) for k, v in counts.items()},
-                "vocal_distress": {"present": present, **self.tracker.detail(now)}}
+        summary = {"now": self.current, "shares": {k: round(v / total, 3) for k, v in counts.items()},
+                   "vocal_distress": {"present": present, **self.tracker.detail(now)}}
+        self._summary = (now, summary)
+        return summary

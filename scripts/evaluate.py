@@ -167,27 +167,26 @@ def _has_speech(probs: np.ndarray, detail: Any) -> bool:
     return bool(speech) if speech is not None else bool(np.asarray(probs).sum() > 0)
 
 
+def voice_config(model: Path, sound_model: Path, num_threads: int = 1) -> Any:
+    """The default service config with these speech-emotion and sound-event model files."""
+    from edge.config import Config, VoiceConfig
+
+    cfg = Config(voice=VoiceConfig(model=str(model.resolve()), sound_model=str(sound_model.resolve())))
+    return dataclasses.replace(cfg, service=dataclasses.replace(cfg.service, inference_threads=num_threads))
+
+
 class StageClipClassifier:
     """A clip through the service's live voice stage (webrtcvad, the sound-event gate, the speech
     model on what it calls speech): the mean of the readings it gives; none is "no speech"."""
 
     def __init__(self, model: Path, sound_model: Path, num_threads: int = 1):
-        from edge.config import Config, VoiceConfig
         from edge.service import load_voice_stage
 
-        cfg = Config(voice=VoiceConfig(model=str(model.resolve()), sound_model=str(sound_model.resolve())))
-        cfg = dataclasses.replace(cfg, service=dataclasses.replace(cfg.service, inference_threads=num_threads))
-        self.stage = load_voice_stage(cfg)
+        self.stage = load_voice_stage(voice_config(model, sound_model, num_threads))
         self.model = None   # several models: see stage.models
 
     def classify_clip(self, audio_16k: np.ndarray) -> tuple[np.ndarray, Any]:
-        self.stage.reset()
-        pcm = (np.clip(np.concatenate([audio_16k, np.zeros(SAMPLE_RATE, np.float32)]), -1, 1) * 32767).astype(np.int16)
-        probs = []
-        for k in range(0, len(pcm), SAMPLE_RATE // 10):
-            for reading, _, _ in self.stage.feed(pcm[k:k + SAMPLE_RATE // 10], (k + SAMPLE_RATE // 10) / SAMPLE_RATE):
-                if reading is not None:
-                    probs.append(reading.probs)
+        probs = [r.probs for r, _, _ in self.stage.feed_clip(audio_16k, tail_s=1.0) if r is not None]
         if not probs:
             return np.zeros(len(LABELS), np.float32), None
         return np.mean(np.asarray(probs), axis=0), None
@@ -271,44 +270,37 @@ def _index_file(folder: Path, row: dict[str, str], line: int) -> Path:
 
 
 def hear_clip(stage: Any, tracker: Any, audio: np.ndarray) -> dict[str, Any]:
-    """Play one clip (then 1 s of silence) into a voice stage as the microphone would, in 100 ms
-    blocks; feed each hop's sound to ``tracker``. Returns the clip's score, whether any hop was
+    """Play one clip (then 1 s of silence) into a fresh voice stage as the microphone would
+    (``VoiceStage.feed_clip``); feed each hop's sound to ``tracker``. Returns the clip's score, whether any hop was
     flagged, whether speech reached the emotion model, and each hop's likeliest sound."""
-    pcm = (np.clip(np.concatenate([audio, np.zeros(SAMPLE_RATE, np.float32)]), -1, 1) * 32767).astype(np.int16)
-    block = SAMPLE_RATE // 10
     score, flagged, reached, labels = 0.0, False, False, []
-    for k in range(0, len(pcm), block):
-        chunk = pcm[k:k + block]
-        for reading, t, detail in stage.feed(chunk, (k + len(chunk)) / SAMPLE_RATE):
-            reached = reached or reading is not None
-            if detail.get("sound") is None:
-                tracker.observe_quiet(t)
-                labels.append("background")
-                continue
-            hop = tracker.observe(detail["sound"], t)
-            score, flagged = max(score, hop.score), flagged or hop.flagged
-            labels.append(hop.label)
+    for reading, t, detail in stage.feed_clip(audio, tail_s=1.0):
+        reached = reached or reading is not None
+        if detail.get("sound") is None:
+            tracker.observe_quiet(t)
+            labels.append("background")
+            continue
+        hop = tracker.observe(detail["sound"], t)
+        score, flagged = max(score, hop.score), flagged or hop.flagged
+        labels.append(hop.label)
     return {"score": score, "flagged": flagged, "speech_reached": reached, "labels": labels}
 
 
 def evaluate_sounds(folder: Path, model: Path, voice_model: Path, num_threads: int = 1,
                     clips_csv: Path | None = None) -> dict[str, Any]:
-    from edge.config import Config, VoiceConfig
     from edge.inference.sound_events import SOUND_CLASSES
     from edge.service import load_voice_stage
     from edge.vocal_distress import VocalDistressTracker
     from scripts.metrics import auc
 
     items = load_sound_index(folder)
-    cfg = Config(voice=VoiceConfig(model=str(voice_model.resolve()), sound_model=str(model.resolve())))
-    cfg = dataclasses.replace(cfg, service=dataclasses.replace(cfg.service, inference_threads=num_threads))
+    cfg = voice_config(voice_model, model, num_threads)
     results: list[tuple[str, dict[str, Any]]] = []
     audio_s = busy_ms = 0.0
     stage = None
     for path, kind in items:
         audio = read_audio_16k(path)
         stage = load_voice_stage(cfg) if stage is None else stage
-        stage.reset()
         tracker = VocalDistressTracker(cfg.vocal_distress, clock=lambda: 0.0)
         results.append((kind, hear_clip(stage, tracker, audio)))
     if clips_csv is not None:

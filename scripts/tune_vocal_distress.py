@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from edge.config import Config, VocalDistressConfig  # noqa: E402
 from edge.vocal_distress import VocalDistressTracker  # noqa: E402
 from scripts.bench_sounds import STREAMS, build_stream  # noqa: E402
-from scripts.sound_data import SR, index_clips, is_val  # noqa: E402
+from scripts.sound_data import index_clips, is_val  # noqa: E402
 from scripts.training import DEFAULT_DATA  # noqa: E402
 
 VOCAL_STREAMS = [(n, s, a) for n, s, a in STREAMS if not n.endswith("speech")]   # speech alarms via emotion
@@ -42,13 +42,8 @@ GRID = {
 
 def hop_sounds(stage, pcm: np.ndarray) -> list[tuple[float, np.ndarray | None]]:
     """(t, probabilities or None) for every hop of one stream through a fresh voice stage."""
-    stage.reset()
-    out = []
-    for k in range(0, len(pcm), SR // 10):
-        chunk = pcm[k:k + SR // 10]
-        for _, t, detail in stage.feed(chunk, (k + len(chunk)) / SR):
-            out.append((t, None if detail["sound"] is None else np.asarray(detail["sound"])))
-    return out
+    return [(t, None if detail["sound"] is None else np.asarray(detail["sound"]))
+            for _, t, detail in stage.feed_clip(pcm)]
 
 
 def first_raise(hops: list[tuple[float, np.ndarray | None]], cfg: VocalDistressConfig) -> float | None:
@@ -87,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         for s in range(args.shuffles):
             x = build_stream(paths, args.seconds, np.random.default_rng([100 + s, k]))
-            streams.append((name, should, hop_sounds(stage, (np.clip(x, -1, 1) * 32767).astype(np.int16))))
+            streams.append((name, should, hop_sounds(stage, x)))
     results = []
     for values in itertools.product(*GRID.values()):
         params = dict(zip(GRID, values, strict=True))

@@ -17,7 +17,15 @@ from pathlib import Path
 import numpy as np
 
 from edge.inference.runtime import ModelError, TFLiteModel
-from edge.inference.voice_features import FRAME_LEN_S, FRAME_STEP_S, N_MELS, SAMPLE_RATE, log_fbank
+from edge.inference.voice_features import (
+    FRAME_LEN_S,
+    FRAME_STEP_S,
+    N_MELS,
+    SAMPLE_RATE,
+    VAD_FRAME_SAMPLES,
+    _as_float_audio,
+    log_fbank,
+)
 
 SOUND_CLASSES: tuple[str, ...] = ("speech", "scream", "cry", "moan", "other_vocal", "background")
 DISTRESS_SOUNDS: tuple[str, ...] = ("scream", "cry", "moan")
@@ -35,18 +43,11 @@ SOUND_FEATURE_SHAPE = (SOUND_FRAMES, N_MELS, 1)
 QUIET_DBFS = -55.0        # a window whose loudest 30 ms is below this is background, unclassified
 
 
-def _float_audio(audio: np.ndarray) -> np.ndarray:
-    x = np.asarray(audio)
-    if x.ndim != 1:
-        raise ValueError(f"expected mono audio [n], got shape {x.shape}; average the channels first")
-    return x.astype(np.float32) / 32768.0 if x.dtype == np.int16 else x.astype(np.float32, copy=False)
-
-
 def peak_dbfs(audio: np.ndarray) -> float:
     """Level of the loudest 30 ms frame, dB re. full scale (-120 for digital silence)."""
-    x = _float_audio(audio)
-    n = max(1, len(x) // 480)
-    frames = x[: n * 480].reshape(n, -1) if len(x) >= 480 else x[None]
+    x = _as_float_audio(audio)
+    n = max(1, len(x) // VAD_FRAME_SAMPLES)
+    frames = x[: n * VAD_FRAME_SAMPLES].reshape(n, -1) if len(x) >= VAD_FRAME_SAMPLES else x[None]
     rms = float(np.sqrt(np.max(np.mean(np.square(frames), axis=1)) + 1e-12))
     return max(-120.0, 20.0 * np.log10(rms + 1e-12))
 
@@ -54,7 +55,7 @@ def peak_dbfs(audio: np.ndarray) -> float:
 def sound_features(audio: np.ndarray) -> np.ndarray:
     """One window of 16 kHz audio (``SOUND_WINDOW_SAMPLES``; shorter is centred and zero-padded,
     longer is cut to its last window) -> float32 ``SOUND_FEATURE_SHAPE`` model input."""
-    x = _float_audio(audio)
+    x = _as_float_audio(audio)
     if len(x) > SOUND_WINDOW_SAMPLES:
         x = x[-SOUND_WINDOW_SAMPLES:]
     elif len(x) < SOUND_WINDOW_SAMPLES:
@@ -70,7 +71,7 @@ def sound_features(audio: np.ndarray) -> np.ndarray:
 def sound_windows(audio: np.ndarray) -> list[np.ndarray]:
     """The live stage's windows over a clip: ``SOUND_WINDOW_S`` every ``SOUND_HOP_S``, the first
     ending one hop into the clip (the stream starts silent), a clip shorter than a window gives one."""
-    x = _float_audio(audio)
+    x = _as_float_audio(audio)
     ends = list(range(SOUND_HOP_SAMPLES, len(x) + 1, SOUND_HOP_SAMPLES)) or [len(x)]
     return [x[max(0, e - SOUND_WINDOW_SAMPLES):e] for e in ends]
 
@@ -103,7 +104,7 @@ class SoundClassifier:
 
     def classify_window(self, audio: np.ndarray) -> np.ndarray:
         """One window (1-D audio) -> probabilities [NUM_SOUNDS]; a quiet window is background."""
-        x = _float_audio(audio)
+        x = _as_float_audio(audio)
         if peak_dbfs(x) < self.quiet_dbfs:
             return self._quiet.copy()
         probs = np.asarray(self.model.run(sound_features(x)[None])[0][0], dtype=np.float32)
