@@ -22,6 +22,7 @@ onto an 80-epoch schedule, then a second onto 110 epochs with the weights averag
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import sys
 import time
@@ -54,6 +55,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    batch=128, lr=3e-3, width=32)
     p.add_argument("--tta", action="store_true",
                    help="export a model that averages the face and its mirror image (about 2x the compute)")
+    p.add_argument("--arch", choices=("compact", "resnet"), default="compact",
+                   help="compact: a 7-convolution VGG-style net at about 40 M multiply-adds with per-face "
+                        "contrast normalisation in the graph (the shipped model from v2); resnet: the "
+                        "first model (about 100 M multiply-adds per view)")
+    p.add_argument("--room", action="store_true",
+                   help="bedside augmentation: rolls to +-30 degrees, dim and IR-like grey faces, "
+                        "stronger blur and a covered lower face, on top of the camera augmentation")
     p.add_argument("--average-from", type=float, default=0.0,
                    help="also keep the mean of the weights after each epoch from this share of --epochs on "
                         "(0 = off; batch-norm statistics re-measured on the training faces); exported "
@@ -105,7 +113,7 @@ def load_face_data(data_dir: Path, seed: int, limit: int = 0) -> dict[str, np.nd
 
 # ---------------------------------------------------------------------------------------- model
 
-def build_model(tf, width: int = 32):
+def build_resnet(tf, width: int = 32):
     """A compact VGG/ResNet-style CNN for 48x48 grayscale faces (input float in [0, 1])."""
     layers = tf.keras.layers
     reg = tf.keras.regularizers.l2(1e-4)
@@ -140,6 +148,57 @@ def build_model(tf, width: int = 32):
     return tf.keras.Model(inp, probs, name="face_expression")
 
 
+@functools.cache
+def per_face_standardize(tf):
+    """A Keras layer: each face to zero mean and unit variance (a dim or washed-out crop looks
+    like a well-lit one to the layers after it). Part of the graph, so the exported model does it."""
+
+    @tf.keras.utils.register_keras_serializable(package="medtrack")
+    class PerFaceStandardize(tf.keras.layers.Layer):
+        def call(self, x):
+            mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+            var = tf.reduce_mean(tf.square(x - mean), axis=[1, 2, 3], keepdims=True)
+            return (x - mean) * tf.math.rsqrt(var + 1e-3)
+
+    return PerFaceStandardize
+
+
+def build_compact(tf, width: int = 32):
+    """Seven 3x3 convolutions (VGG style, batch norm, ReLU) for 48x48 grey faces, input float in
+    [0, 1]: one at 48x48, a stride-2 one and another at 24x24, two at 12x12, two at 6x6, global
+    average pooling. Plain convolutions rather than depthwise-separable ones: they train faster on
+    a CPU and int8 kernels for them are the best tuned on ARM and x86. About 40 M multiply-adds."""
+    layers = tf.keras.layers
+    reg = tf.keras.regularizers.l2(5e-5)
+    w = (width, width * 5 // 4, width * 5 // 2, width * 5)        # 32 -> 32, 40, 80, 160
+
+    def conv_bn(x, ch, stride=1):
+        x = layers.Conv2D(ch, 3, strides=stride, padding="same", use_bias=False, kernel_regularizer=reg)(x)
+        x = layers.BatchNormalization()(x)
+        return layers.ReLU()(x)
+
+    inp = layers.Input((FACE_INPUT_SIZE, FACE_INPUT_SIZE, 1), name="face")
+    x = per_face_standardize(tf)(name="standardize")(inp)
+    x = conv_bn(x, w[0])                   # 48x48
+    x = conv_bn(x, w[1], stride=2)         # 24x24
+    x = conv_bn(x, w[1])
+    x = layers.MaxPooling2D()(x)           # 12x12
+    x = conv_bn(x, w[2])
+    x = conv_bn(x, w[2])
+    x = layers.MaxPooling2D()(x)           # 6x6
+    x = conv_bn(x, w[3])
+    x = conv_bn(x, w[3])
+    x = layers.GlobalAveragePooling2D()(x)
+    x = layers.Dropout(0.3)(x)
+    logits = layers.Dense(NUM_LABELS, name="logits", kernel_regularizer=reg, dtype="float32")(x)
+    probs = layers.Softmax(name="probs", dtype="float32")(logits)
+    return tf.keras.Model(inp, probs, name="face_expression")
+
+
+def build_model(tf, width: int = 32, arch: str = "compact"):
+    return (build_compact if arch == "compact" else build_resnet)(tf, width)
+
+
 def with_flip_average(tf, base):
     """Wrap a model so it returns the mean of its outputs on the image and on its mirror image."""
     layers = tf.keras.layers
@@ -149,16 +208,38 @@ def with_flip_average(tf, base):
     return tf.keras.Model(inp, out, name="face_expression_tta")
 
 
-def make_augmenter(tf, seed: int):
-    """Camera-like augmentation on a batch of float [0,1] images [B,48,48,1]."""
+def make_augmenter(tf, seed: int, room: bool = False):
+    """Camera-like augmentation on a batch of float [0,1] images [B,48,48,1]; ``room`` adds what a
+    bedside camera sees: larger rolls, dim and IR-like grey faces, blur, a covered lower face."""
     layers = tf.keras.layers
     geo = tf.keras.Sequential([
         layers.RandomFlip("horizontal", seed=seed, dtype="float32"),
-        layers.RandomRotation(0.04, fill_mode="reflect", seed=seed + 1, dtype="float32"),   # about +-15 degrees
+        # about +-15 degrees (+-30 with room: what eye alignment may leave on a turned head)
+        layers.RandomRotation(0.083 if room else 0.04, fill_mode="reflect", seed=seed + 1, dtype="float32"),
         layers.RandomTranslation(0.08, 0.08, fill_mode="reflect", seed=seed + 2, dtype="float32"),
         layers.RandomZoom((-0.12, 0.12), fill_mode="reflect", seed=seed + 3, dtype="float32"),
     ])
     blur_k = tf.constant([[1.0, 2.0, 1.0], [2.0, 4.0, 2.0], [1.0, 2.0, 1.0]])[:, :, None, None] / 16.0
+    g = np.exp(-0.5 * (np.arange(-3, 4) / 1.5) ** 2)
+    wide_blur_k = tf.constant(np.outer(g, g)[:, :, None, None] / np.outer(g, g).sum(), tf.float32)
+
+    def room_conditions(x, b):
+        """Night and bed: dim (with the sensor noise of a dark frame), IR-like flat grey, a
+        defocused camera, a blanket or a mask over the lower face."""
+        def some(share):
+            return tf.random.uniform((b, 1, 1, 1)) < share
+        dim = x * tf.random.uniform((b, 1, 1, 1), 0.08, 0.5)
+        dim = dim + tf.random.normal(tf.shape(x)) * tf.random.uniform((b, 1, 1, 1), 0.0, 0.02)
+        x = tf.where(some(0.25), dim, x)
+        mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+        flat = (x - mean) * tf.random.uniform((b, 1, 1, 1), 0.25, 0.6) + mean
+        x = tf.where(some(0.1), flat, x)
+        x = tf.where(some(0.15), tf.nn.conv2d(x, wide_blur_k, 1, "SAME"), x)
+        size = FACE_INPUT_SIZE
+        top = tf.random.uniform((b, 1, 1, 1), 0.5, 0.75) * size
+        rows = tf.reshape(tf.range(size, dtype=tf.float32), (1, size, 1, 1))
+        cover = tf.random.uniform((b, 1, 1, 1), 0.0, 1.0) + tf.random.normal(tf.shape(x)) * 0.03
+        return tf.where((rows >= top) & some(0.1), cover, x)
 
     def augment(x):
         b = tf.shape(x)[0]
@@ -174,6 +255,8 @@ def make_augmenter(tf, seed: int):
         x = tf.where(tf.random.uniform((b, 1, 1, 1)) < 0.33, blurred, x)
         # sensor noise
         x = x + tf.random.normal(tf.shape(x)) * tf.random.uniform((b, 1, 1, 1), 0.0, 0.04)
+        if room:
+            x = room_conditions(x, b)
         # partial occlusion (a random rectangle, a hand or a mask) on 30 % of images
         size = FACE_INPUT_SIZE
         cy = tf.random.uniform((b, 1, 1, 1), 0, size)
@@ -236,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
     class_w = class_w / (class_w * freq).sum()
     prior = class_prior(data["train_y"])
 
-    augment = make_augmenter(tf, args.seed)
+    augment = make_augmenter(tf, args.seed, args.room)
     sample_w = (data["train_soft"] * class_w).sum(axis=1).astype(np.float32)
     ds = tf.data.Dataset.from_tensor_slices((data["train_x"], data["train_soft"], sample_w))
     ds = ds.shuffle(n_train, seed=args.seed, reshuffle_each_iteration=True).repeat()
@@ -246,12 +329,13 @@ def main(argv: list[str] | None = None) -> int:
     steps = args.steps or n_train // args.batch
 
     run = RunFolder(out)
+    per_face_standardize(tf)          # registers the layer so --resume can load the checkpoint
     best_path = run.best_weights
-    model, state = run.open(tf, args.resume, lambda: build_model(tf, args.width), tf.keras.losses.CategoricalCrossentropy(), args.lr)
+    model, state = run.open(tf, args.resume, lambda: build_model(tf, args.width, args.arch), tf.keras.losses.CategoricalCrossentropy(), args.lr)
     print(f"parameters: {model.count_params():,}", flush=True)
     average = (WeightAverage(out / "average.weights.npz", int(args.average_from * args.epochs))
                if args.average_from > 0 else None)
-    averaged = build_model(tf, args.width) if average is not None else None
+    averaged = build_model(tf, args.width, args.arch) if average is not None else None
 
     def val_report(m) -> dict:
         return classification_report(data["val_y"], predict(m, data["val_x"]).argmax(1))
@@ -298,14 +382,14 @@ def main(argv: list[str] | None = None) -> int:
     # rebuild in float32 for export (mixed-precision variables are float32 already)
     tf.keras.mixed_precision.set_global_policy("float32")
     trained = model
-    model = build_model(tf, args.width)
+    model = build_model(tf, args.width, args.arch)
     model.set_weights(trained.get_weights())
     selected = "last"
     if best_path.is_file():
         model.load_weights(best_path)
         selected = "best"
     if average is not None and average.count:
-        averaged = build_model(tf, args.width)
+        averaged = build_model(tf, args.width, args.arch)
         load_average(averaged)
         avg = val_report(averaged)
         print(f"average of {average.count} epochs: val acc {avg['accuracy']:.4f} balanced "
@@ -328,14 +412,16 @@ def main(argv: list[str] | None = None) -> int:
           f"balanced {val_rep['balanced_accuracy']:.4f}", flush=True)
 
     rng = np.random.default_rng(args.seed)
-    rep_images = data["train_x"][rng.choice(n_train, size=min(500, n_train), replace=False)]
+    rep_images = data["train_x"][rng.choice(n_train, size=min(500, n_train), replace=False)].astype(np.float32)
+    rep_images[::4] *= rng.uniform(0.1, 0.5, size=(len(rep_images[::4]), 1, 1))   # calibrate on dim faces too
     float_path, int8_path = export_float_and_int8(
-        tf, model, out, FACE_STEM, [img.astype(np.float32)[None, :, :, None] / 255.0 for img in rep_images])
+        tf, model, out, FACE_STEM, [img[None, :, :, None] / 255.0 for img in rep_images])
 
     # final numbers through edge's runtime and preprocessing, the service's own code path
     from edge.inference.face import FaceClassifier
 
     metrics = {"parameters": int(model.count_params()), "epochs": state["epoch"], "tta": args.tta,
+               "arch": args.arch, "room_augmentation": args.room,
                "best_epoch": state.get("best_epoch"), "selected": selected,
                "averaged_epochs": average.count if selected == "average" else None,
                "average_from_epoch": average.start if selected == "average" else None,
