@@ -14,6 +14,13 @@ same audio: 60 s of held-out RAVDESS speech (actors 17-20) and 60 s of held-out 
 sounds (Deeply and EmoGator validation speakers). The last line is one JSON object with both
 figures per stream and their ratios.
 
+``python scripts/bench.py face [--model NAME=PATH ...]``: ms per face of facial-expression models,
+side by side in one process (alternating rounds, batch 1, one interpreter thread, the median of the
+rounds): the shipped model, the peer model in ``../shared/peers/`` when present (float32, 8 FER+
+logits: never shipped, measured here only) and each ``--model NAME=PATH`` (e.g. an earlier model,
+or a float export to see the speed without int8 dot-product instructions).
+Int8 speed depends on the CPU's dot-product instructions, so only the ratios in one run count.
+
 ``python scripts/bench.py web ...``: the status server benchmark (scripts/bench_web.py).
 """
 
@@ -195,8 +202,54 @@ def bench_voice(args: argparse.Namespace) -> dict:
     return result
 
 
+PEER_FACE_MODEL = ROOT.parent / "shared" / "peers" / "vicksam_ferplus_pd.tflite"
+
+
+def bench_face(models: dict[str, Path], rounds: int, faces: int) -> dict:
+    """Median ms per face of each model over ``rounds`` alternating runs of ``faces`` invokes."""
+    import numpy as np
+
+    from edge.inference.runtime import TFLiteModel
+
+    crop = np.random.default_rng(0).random((1, 48, 48, 1), dtype=np.float32)
+    loaded = {name: TFLiteModel(path, num_threads=1) for name, path in models.items()}
+    times: dict[str, list[float]] = {name: [] for name in loaded}
+    for _ in range(rounds):
+        for name, model in loaded.items():
+            model.run(crop)                                   # warm the caches
+            t0 = time.perf_counter()
+            for _ in range(faces):
+                model.run(crop)
+            times[name].append((time.perf_counter() - t0) * 1000 / faces)
+    ms = {name: sorted(v)[len(v) // 2] for name, v in times.items()}
+    first = next(iter(ms))
+    out: dict = {"rounds": rounds, "faces": faces}
+    for name, value in ms.items():
+        out[name] = {"file": str(models[name]), "ms_per_face": round(value, 4),
+                     f"ratio_to_{first}": round(value / ms[first], 3)}
+        print(f"{name:10s} {value:7.3f} ms per face  (x{value / ms[first]:.2f} of {first})", flush=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["face"]:
+        fp = argparse.ArgumentParser(description="ms per face of face models, side by side in one run")
+        fp.add_argument("--model", action="append", default=[], metavar="NAME=PATH",
+                        help="a model to time (repeatable); default: the shipped model and the peer")
+        fp.add_argument("--rounds", type=int, default=7)
+        fp.add_argument("--faces", type=int, default=300, help="invokes per round")
+        fa = fp.parse_args(argv[1:])
+        models = {"shipped": ROOT / "models_tflite" / "face_expression_int8.tflite"}
+        if PEER_FACE_MODEL.is_file():
+            models["peer"] = PEER_FACE_MODEL
+        for item in fa.model:
+            name, sep, path = item.partition("=")
+            if not sep or not Path(path).is_file():
+                fp.error(f"--model {item!r}: give NAME=PATH of an existing .tflite file")
+            models[name] = Path(path)
+        print(json.dumps(bench_face(models, fa.rounds, fa.faces)))
+        return 0
     if argv[:1] == ["voice"]:
         vp = argparse.ArgumentParser(description="voice path cost, today's against the sound-gated one")
         vp.add_argument("--data", default=str(ROOT.parent / "shared" / "data"))

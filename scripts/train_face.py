@@ -151,7 +151,8 @@ def build_resnet(tf, width: int = 32):
 @functools.cache
 def per_face_standardize(tf):
     """A Keras layer: each face to zero mean and unit variance (a dim or washed-out crop looks
-    like a well-lit one to the layers after it). Part of the graph, so the exported model does it."""
+    like a well-lit one to the layers after it). Part of the graph, so the exported model does it.
+    The 1e-3 floor on the variance keeps the sensor noise of a black frame from being blown up."""
 
     @tf.keras.utils.register_keras_serializable(package="medtrack")
     class PerFaceStandardize(tf.keras.layers.Layer):

@@ -58,7 +58,7 @@ def test_shipped_model_is_int8_and_small():
 def test_train_face_smoke(tmp_path):
     out = tmp_path / "face"
     cmd = [sys.executable, str(ROOT / "scripts" / "train_face.py"), "--data", str(DATA), "--out", str(out),
-           "--limit", "256", "--epochs", "1", "--steps", "2", "--batch", "32", "--quiet"]
+           "--limit", "256", "--epochs", "1", "--steps", "2", "--batch", "32", "--room", "--quiet"]
     subprocess.run(cmd, check=True, cwd=ROOT, timeout=600)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["int8"]["ferplus_publictest"]["n"] > 0
@@ -68,7 +68,7 @@ def test_train_face_smoke(tmp_path):
     assert clf.classify(np.zeros((48, 48), np.uint8)).shape == (NUM_LABELS,)
     # resume continues from the checkpoint instead of starting over; the weight average starts
     # at half of the longer schedule, so it holds exactly the epoch trained after the resume
-    subprocess.run(cmd[:-5] + ["--epochs", "2", "--steps", "2", "--batch", "32", "--quiet", "--resume",
+    subprocess.run(cmd[:-6] + ["--epochs", "2", "--steps", "2", "--batch", "32", "--quiet", "--resume",
                                "--average-from", "0.5"], check=True, cwd=ROOT, timeout=600)
     state = json.loads((out / "train_state.json").read_text())
     assert state["epoch"] == 2 and len(state["history"]) == 2
@@ -111,3 +111,30 @@ def test_operating_points_at_zero_match_the_model_card_metrics():
     report = shipped["int8"]["ferplus_publictest"]
     assert rows[0]["test_accuracy"] == pytest.approx(report["accuracy"], abs=1e-9)
     assert rows[0]["test_balanced"] == pytest.approx(report["balanced_accuracy"], abs=1e-9)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("tensorflow") is None, reason="[train] extra not installed")
+def test_compact_model_sees_a_dim_face_as_the_lit_one():
+    """The compact model standardises each face in its graph: a face at 20 % brightness reaches
+    the first convolution as the lit face does, its contrast softened a little by the floor that
+    keeps a black frame's sensor noise from being blown up."""
+    import tensorflow as tf
+
+    train_face = load_script("train_face")
+    model = train_face.build_model(tf, 8, "compact")
+    standardize = tf.keras.Model(model.input, model.get_layer("standardize").output)
+    face = np.random.default_rng(3).random((1, 48, 48, 1)).astype(np.float32)
+    lit, dim = standardize(face).numpy(), standardize(face * 0.2).numpy()
+    assert abs(float(lit.mean())) < 1e-4 and float(lit.std()) == pytest.approx(1.0, rel=0.05)
+    assert np.corrcoef(lit.ravel(), dim.ravel())[0, 1] > 0.999
+    assert 0.85 < float(dim.std()) <= 1.0
+    black = standardize(np.random.default_rng(4).random((1, 48, 48, 1)).astype(np.float32) * 0.01).numpy()
+    assert float(black.std()) < 0.2
+
+
+@pytest.mark.skipif(not SHIPPED.is_file(), reason="models_tflite/face_expression_int8.tflite not built yet")
+def test_face_bench_times_models_side_by_side():
+    bench = load_script("bench")
+    result = bench.bench_face({"a": SHIPPED, "b": SHIPPED}, rounds=1, faces=3)
+    assert result["a"]["ratio_to_a"] == 1.0
+    assert result["b"]["ms_per_face"] > 0 and result["b"]["ratio_to_a"] > 0
