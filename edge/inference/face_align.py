@@ -62,10 +62,9 @@ def align_face(frame: np.ndarray, det: Any, margin: float = 0.15) -> np.ndarray:
     m = cv2.getRotationMatrix2D(eye_midpoint(det), -roll, 1.0)
     rcx, rcy = m @ np.array([cx, cy, 1.0])
     m[:, 2] += (size / 2.0 - rcx, size / 2.0 - rcy)
-    crop = cv2.warpAffine(frame, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-    if crop.ndim == 3:
-        crop = cv2.cvtColor(crop, cv2.COLOR_BGR2GRAY)
-    return crop
+    if frame.ndim == 3:   # grey first: converting the frame and warping one channel is cheaper
+        frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    return cv2.warpAffine(frame, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 # ------------------------------------------------------------------------- detection at large roll
