@@ -1,6 +1,6 @@
 """The analysis pipeline: face and voice stages in worker threads, fusion, and state publication.
 
-Data flow: camera source -> ``LatestSlot`` -> face worker (detect, select, crop, classify) and
+Data flow: camera source -> ``LatestSlot`` -> face worker (detect, select, align and crop, classify) and
 microphone source -> ``AudioRing`` -> voice worker (webrtcvad, the sound-event model on the last
 second every hop, the speech-emotion model on what it calls speech). Workers hand results to the
 event loop with ``call_soon_threadsafe``; the loop fuses them, feeds each hop's sound to the
