@@ -1,6 +1,6 @@
 """The analysis pipeline: face and voice stages in worker threads, fusion, and state publication.
 
-Data flow: camera source -> ``LatestSlot`` -> face worker (detect, select, crop, classify) and
+Data flow: camera source -> ``LatestSlot`` -> face worker (detect, select, align and crop, classify) and
 microphone source -> ``AudioRing`` -> voice worker (webrtcvad, the sound-event model on the last
 second every hop, the speech-emotion model on what it calls speech). Workers hand results to the
 event loop with ``call_soon_threadsafe``; the loop fuses them, feeds each hop's sound to the
@@ -81,17 +81,29 @@ def _box(det: Any) -> list[int]:
 
 class FaceStage:
     """detect -> pick the patient (largest | central; ``all`` scores every face and reports the
-    most distressed) -> crop with margin -> classify."""
+    most distressed) -> align (eyes level) and crop with margin -> classify.
+
+    ``align`` (default) detects with ``detect_any_roll`` and crops with ``align_face``
+    (``edge.inference.face_align``); ``align=False`` is the unaligned path: one detector call and
+    ``crop_face``."""
 
     def __init__(self, detector: Detector, classifier: Classifier, *, select: str = "largest",
                  margin: float = 0.15, distress_weights: dict[str, float] | None = None,
                  select_faces: Callable[..., list[Any]] | None = None,
-                 crop_face: Callable[..., np.ndarray] | None = None):
+                 crop_face: Callable[..., np.ndarray] | None = None, align: bool = True):
         if select_faces is None or crop_face is None:
             from edge.inference import detector as det_mod
+            from edge.inference import face_align
 
             select_faces = select_faces or det_mod.select_faces
-            crop_face = crop_face or det_mod.crop_face
+            crop_face = crop_face or (face_align.align_face if align else det_mod.crop_face)
+        if align:
+            from edge.inference.face_align import detect_any_roll
+
+            self._detect: Callable[[np.ndarray], list[Any]] = lambda image: detect_any_roll(detector, image)
+        else:
+            self._detect = detector.detect
+        self.align = align
         self.detector = detector
         self.classifier = classifier
         self.select = select
@@ -104,7 +116,7 @@ class FaceStage:
     def process(self, frame: Frame) -> tuple[ModalityReading | None, dict[str, Any]]:
         """One frame -> (reading, detail); reading is None when no face is in view."""
         start = time.perf_counter()
-        dets = self.detector.detect(frame.image)
+        dets = self._detect(frame.image)
         chosen = self._select_faces(dets, frame.image.shape, self.select)
         scored = []
         for det in chosen:

@@ -49,17 +49,21 @@ OUTPUTS: dict[str, tuple[str, str | None]] = {
 }
 
 
-def load_face_stage(cfg: Config) -> FaceStage:
+def load_face_stage(cfg: Config, align: bool = True, classifier: Any = None) -> FaceStage:
+    """The service's face stage. ``align=False`` is the unaligned path and ``classifier`` replaces
+    the expression model (both for scripts/evaluate.py and its tests)."""
     from edge.inference.detector import FaceDetector
     from edge.inference.face import FaceClassifier
 
     threads = cfg.service.inference_threads
     detector = FaceDetector(cfg.model_path(cfg.face.detector), num_threads=threads,
                             min_score=cfg.face.min_detection_score)
-    classifier = FaceClassifier(cfg.model_path(cfg.face.model), num_threads=threads)
+    if classifier is None:
+        classifier = FaceClassifier(cfg.model_path(cfg.face.model), num_threads=threads)
     stage = FaceStage(detector, classifier, select=cfg.face.select, margin=cfg.face.margin,
-                      distress_weights=cfg.fusion.distress_weights)
-    stage.models = [detector.info(), classifier.model.info()]  # type: ignore[attr-defined]
+                      distress_weights=cfg.fusion.distress_weights, align=align)
+    model = getattr(classifier, "model", None)
+    stage.models = [detector.info()] + ([model.info()] if model is not None else [])  # type: ignore[attr-defined]
     return stage
 
 

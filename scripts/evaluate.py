@@ -1,11 +1,22 @@
 """Evaluate the shipped face or voice model through the service's own inference code.
 
-    python scripts/evaluate.py face  --npz FILE [--model PATH]
+    python scripts/evaluate.py face  --npz FILE [--model PATH] [--roll DEG [--no-align]] [--condition NAME]
     python scripts/evaluate.py voice --dir DIR  [--model PATH]
     python scripts/evaluate.py sounds --dir DIR [--model PATH] [--voice-model PATH] [--clips CSV]
 
 face: FILE holds ``images`` uint8 [N,48,48] and ``labels`` [N] in FER-2013 order (0 angry .. 6
 neutral); each image goes through ``FaceClassifier`` (the service's preprocessing).
+``--condition`` first alters every image (``dim30``, ``dim15``, ``blur2``, ``lower_half``; defined in
+``scripts/face_conditions.py``). ``--roll DEG`` goes through the detector instead: each crop is placed
+as a camera would frame it (``face_conditions.place_in_frame``: upscaled to 160x160, centred in a
+320x320 mid-grey frame, the frame rotated by DEG about its centre, counter-clockwise for a positive
+DEG) and that frame goes through the service's own face stage (``edge.service.load_face_stage``
+with the default config: BlazeFace short range, patient selection, alignment, crop, classifier);
+``--no-align`` uses the stage's unaligned path (one detector call, unrotated crop) to show the
+before. The JSON then adds ``roll``, ``aligned``, ``detected`` (share of faces found) and
+``n_detected``; accuracy, balanced_accuracy, per_class_recall, support and confusion are over the
+detected faces, while ``accuracy_all`` and ``balanced_accuracy_all`` count an undetected face as a
+wrong answer; ``ms_per_item`` is the whole stage per frame.
 voice: DIR holds ``index.csv`` with columns ``file`` (path relative to DIR) and ``emotion`` (RAVDESS
 names); audio (WAV/FLAC, any rate, mono or multi-channel) is resampled to 16 kHz and classified per
 clip with ``VoiceClassifier.classify_clip``; clips without speech count as ``neutral`` predictions
@@ -49,6 +60,7 @@ if str(REPO_ROOT) not in sys.path:  # `python scripts/evaluate.py` from a checko
 
 from edge.inference.runtime import ModelError  # noqa: E402
 from edge.labels import INDEX, LABELS, fer2013_to_canon, ravdess_to_canon  # noqa: E402
+from scripts.face_conditions import CONDITIONS  # noqa: E402
 from scripts.metrics import classification_report  # noqa: E402
 
 MODELS_DIR = REPO_ROOT / "models_tflite"
@@ -110,14 +122,24 @@ def load_face_set(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
 
 def evaluate_face(npz: Path, model: Path, num_threads: int = 1,
-                  make_classifier: Callable[[Path], CropClassifier] | None = None) -> dict[str, Any]:
+                  make_classifier: Callable[[Path], CropClassifier] | None = None,
+                  roll: float | None = None, align: bool = True, condition: str | None = None) -> dict[str, Any]:
     images, y_true = load_face_set(npz)
+    extra: dict[str, Any] = {}
+    if condition is not None:
+        from scripts.face_conditions import apply_condition
+
+        images = apply_condition(images, condition)
+        extra["condition"] = condition
     if make_classifier is None:
         from edge.inference.face import FaceClassifier
 
         clf: CropClassifier = FaceClassifier(model, num_threads=num_threads)
     else:
         clf = make_classifier(model)
+    if roll is not None:
+        return {"task": "face", "input": str(npz), **extra,
+                **evaluate_face_frames(images, y_true, clf, roll, align, num_threads), **_model_fields(clf, model)}
     clf.classify(images[0])  # warm-up, not timed
     y_pred = np.empty(len(images), dtype=np.int64)
     elapsed = 0.0
@@ -126,8 +148,43 @@ def evaluate_face(npz: Path, model: Path, num_threads: int = 1,
         probs = clf.classify(img)
         elapsed += time.perf_counter() - t0
         y_pred[i] = int(np.argmax(probs))
-    return {"task": "face", "input": str(npz), **classification_report(y_true, y_pred),
+    return {"task": "face", "input": str(npz), **extra, **classification_report(y_true, y_pred),
             "ms_per_item": 1000.0 * elapsed / len(images), **_model_fields(clf, model)}
+
+
+def evaluate_face_frames(images: np.ndarray, y_true: np.ndarray, clf: CropClassifier, roll: float,
+                         align: bool = True, num_threads: int = 1) -> dict[str, Any]:
+    """Each crop placed in a camera-like frame rolled by ``roll`` degrees, through the service's face
+    stage (detector, patient selection, alignment, crop) with ``clf`` as its classifier."""
+    from edge.capture.camera import Frame
+    from edge.config import Config
+    from edge.service import load_face_stage
+    from scripts.face_conditions import place_in_frame
+
+    cfg = Config()
+    cfg = dataclasses.replace(cfg, service=dataclasses.replace(cfg.service, inference_threads=num_threads))
+    stage = load_face_stage(cfg, align=align, classifier=clf)
+    stage.process(Frame(place_in_frame(images[0], roll), 0.0, 0))  # warm-up, not timed
+    y_pred = np.full(len(images), -1, dtype=np.int64)
+    elapsed = 0.0
+    for i, img in enumerate(images):
+        frame = Frame(place_in_frame(img, roll), float(i), i)
+        t0 = time.perf_counter()
+        reading, _ = stage.process(frame)
+        elapsed += time.perf_counter() - t0
+        if reading is not None:
+            y_pred[i] = int(np.argmax(reading.probs))
+    found = y_pred >= 0
+    if found.any():
+        report = classification_report(y_true[found], y_pred[found])
+    else:
+        report = {**classification_report(y_true[:0], y_pred[:0]), "per_class_recall": dict.fromkeys(LABELS),
+                  "support": dict.fromkeys(LABELS, 0)}
+    right = y_pred == y_true
+    recall_all = [float(right[y_true == k].mean()) for k in range(len(LABELS)) if (y_true == k).any()]
+    return {**report, "roll": float(roll), "aligned": bool(align), "detected": float(found.mean()),
+            "n_detected": int(found.sum()), "n_all": int(len(images)), "accuracy_all": float(right.mean()),
+            "balanced_accuracy_all": float(np.mean(recall_all)), "ms_per_item": 1000.0 * elapsed / len(images)}
 
 
 # ----------------------------------------------------------------------------------------- voice
@@ -353,7 +410,9 @@ def _model_fields(clf: Any, path: Path) -> dict[str, Any]:
 def _summary(result: dict[str, Any]) -> list[str]:
     lines = [f"{result['task']}: n={result['n']} accuracy={result['accuracy']:.4f} "
              f"balanced_accuracy={result['balanced_accuracy']:.4f} ms_per_item={result['ms_per_item']:.2f}"
-             + (f" no_speech={result['no_speech']}" if "no_speech" in result else "")]
+             + (f" no_speech={result['no_speech']}" if "no_speech" in result else "")
+             + (f" detected={result['detected']:.4f} balanced_accuracy_all={result['balanced_accuracy_all']:.4f}"
+                if "detected" in result else "")]
     for name in LABELS:
         recall = result["per_class_recall"][name]
         shown = "   -  " if recall is None else f"{recall:.3f}"
@@ -370,6 +429,13 @@ def main(argv: list[str] | None = None,
     face = sub.add_parser("face", help="facial-expression model on a 48x48 npz set")
     face.add_argument("--npz", type=Path, required=True, help="npz with images [N,48,48] and labels [N]")
     face.add_argument("--model", type=Path, default=DEFAULT_FACE_MODEL)
+    face.add_argument("--roll", type=float, default=None, metavar="DEG",
+                      help="place each crop in a camera-like frame rolled by DEG degrees and run the service's "
+                           "face stage (detector, selection, alignment, crop, classifier)")
+    face.add_argument("--no-align", action="store_true", help="with --roll: the unaligned path, for comparison")
+    face.add_argument("--condition", choices=CONDITIONS, default=None,
+                      help="alter each crop first: dim30, dim15 (30 %% / 15 %% brightness with sensor noise), "
+                           "blur2 (2-pixel Gaussian blur), lower_half (lower half covered)")
     voice = sub.add_parser("voice", help="speech-emotion model on a folder with index.csv")
     voice.add_argument("--dir", type=Path, required=True, help="folder holding index.csv and audio")
     voice.add_argument("--model", type=Path, default=DEFAULT_VOICE_MODEL)
@@ -392,7 +458,10 @@ def main(argv: list[str] | None = None,
             print(json.dumps(result))
             return 0
         if args.task == "face":
-            result = evaluate_face(args.npz, args.model, args.threads, make_face_classifier)
+            if args.no_align and args.roll is None:
+                raise EvalInputError("--no-align only applies with --roll DEG (through the detector)")
+            result = evaluate_face(args.npz, args.model, args.threads, make_face_classifier,
+                                   roll=args.roll, align=not args.no_align, condition=args.condition)
         else:
             if args.sound_gate and make_voice_classifier is None:
                 def make_voice_classifier(path: Path) -> ClipClassifier:

@@ -188,6 +188,89 @@ def test_face_bad_files(tmp_path: Path) -> None:
                      "none.tflite not found")
 
 
+DETECTOR = ROOT / "models_tflite" / "face_detection_short_range.tflite"
+DEMO_VIDEO = ROOT / "edge" / "demo_media" / "demo_video.mp4"
+
+
+class ConstantClassifier:
+    """Face double: always 'happy'; remembers the crops it was given."""
+
+    def __init__(self, path: Path):
+        self.seen: list[np.ndarray] = []
+
+    def classify(self, crop: np.ndarray) -> np.ndarray:
+        self.seen.append(crop)
+        return np.eye(len(LABELS), dtype=np.float32)[INDEX["happy"]]
+
+
+def demo_faces_npz(path: Path) -> Path:
+    """48x48 grey face crops cut (upright, the service's way) from the demo video's two portraits,
+    plus one flat grey image with no face: labels happy, happy, sad, sad, neutral (FER-2013 order)."""
+    import cv2
+
+    from edge.inference.detector import FaceDetector, crop_face
+
+    if not DETECTOR.is_file():
+        pytest.skip(f"{DETECTOR.name} absent; run `python scripts/fetch_face_detector.py`")
+    det = FaceDetector(DETECTOR)
+    cap = cv2.VideoCapture(str(DEMO_VIDEO))
+    crops = []
+    for index in (40, 120):   # the astronaut close-up, Grace Hopper
+        cap.set(cv2.CAP_PROP_POS_FRAMES, index)
+        ok, frame = cap.read()
+        assert ok
+        crop = crop_face(frame, det.detect(frame)[0], margin=0.0)
+        crops += [cv2.resize(crop, (48, 48), interpolation=cv2.INTER_AREA)] * 2
+    cap.release()
+    images = np.stack([*crops, np.full((48, 48), 128, np.uint8)])
+    canon = np.array([INDEX[k] for k in ("happy", "happy", "sad", "sad", "neutral")])
+    np.savez(path, images=images, labels=canon_to_fer2013(canon).astype(np.int8))
+    return path
+
+
+@pytest.mark.parametrize("roll", ["0", "60", "90"])
+def test_face_through_the_detector(tmp_path: Path, capsys: pytest.CaptureFixture[str], roll: str) -> None:
+    npz = demo_faces_npz(tmp_path / "demo_faces.npz")
+    made: list[ConstantClassifier] = []
+
+    def make(path: Path) -> ConstantClassifier:
+        made.append(ConstantClassifier(path))
+        return made[-1]
+
+    assert evaluate.main(["face", "--npz", str(npz), "--roll", roll], make_face_classifier=make) == 0
+    result = last_json(capsys.readouterr().out)
+    assert result["roll"] == float(roll) and result["aligned"] is True
+    assert result["detected"] == pytest.approx(4 / 5) and result["n_detected"] == 4 and result["n_all"] == 5
+    assert result["n"] == 4 and result["accuracy"] == pytest.approx(0.5)       # over the faces found
+    assert result["balanced_accuracy"] == pytest.approx(0.5)                    # happy 1, sad 0
+    assert result["accuracy_all"] == pytest.approx(2 / 5)                        # the blank counts as wrong
+    assert result["balanced_accuracy_all"] == pytest.approx(1 / 3)              # happy 1, sad 0, neutral 0
+    assert result["ms_per_item"] > 0
+    crops = made[0].seen[1:]   # after the warm-up
+    assert len(crops) == 4 and all(c.ndim == 2 and c.shape[0] == c.shape[1] for c in crops)
+
+
+def test_face_no_align_and_conditions(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    npz = demo_faces_npz(tmp_path / "demo_faces.npz")
+    assert evaluate.main(["face", "--npz", str(npz), "--roll", "30", "--no-align"],
+                         make_face_classifier=ConstantClassifier) == 0
+    result = last_json(capsys.readouterr().out)
+    assert result["aligned"] is False and result["n_detected"] == 4
+    seen: list[BrightnessClassifier] = []
+
+    def make(path: Path) -> BrightnessClassifier:
+        seen.append(BrightnessClassifier(path))
+        return seen[-1]
+
+    assert evaluate.main(["face", "--npz", str(face_npz(tmp_path / "flat.npz")), "--condition", "dim30"],
+                         make_face_classifier=make) == 0
+    result = last_json(capsys.readouterr().out)
+    assert result["condition"] == "dim30" and "detected" not in result and result["n"] == 28
+    assert result["accuracy"] < 0.5       # a brightness classifier is lost in a dim room
+    proc = run_cli("face", "--npz", npz, "--no-align")
+    assert_bad_input(proc, "--no-align", "--roll")
+
+
 def test_face_shipped_model(tmp_path: Path) -> None:
     if not FACE_MODEL.is_file():
         pytest.skip(f"{FACE_MODEL.name} absent (train it with scripts/train_face.py)")
