@@ -138,3 +138,16 @@ def test_face_bench_times_models_side_by_side():
     result = bench.bench_face({"a": SHIPPED, "b": SHIPPED}, rounds=1, faces=3)
     assert result["a"]["ratio_to_a"] == 1.0
     assert result["b"]["ms_per_face"] > 0 and result["b"]["ratio_to_a"] > 0
+
+
+@pytest.mark.skipif(not (DATA / "fer2013" / "fer2013_trainval.npz").is_file(), reason="../shared/data absent")
+def test_face_scenario_bench_fear_alarms_happy_stays_quiet_rolled():
+    """Held-out faces rolled 60 degrees, through the real service (detector, alignment, model, alarm)."""
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_faces.py"), "--seconds", "25",
+                           "--rolls", "60", "--only", "fear", "happy"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    rows = {r["stream"]: r for r in json.loads(proc.stdout.strip().splitlines()[-1])["streams"]}
+    assert rows["fear"]["faces"] == 5 and rows["fear"]["roll"] == 60
+    assert rows["fear"]["conditions"] == ["distress"] and rows["fear"]["first_s"] <= 20
+    assert rows["happy"]["alarms"] == 0
