@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from edge import config as config_mod
+from edge.audio_format import SAMPLE_RATE
 from edge.capture import CaptureError
 from edge.config import PACKAGE_ROOT, Config
 from edge.events import utc_now_iso
@@ -38,7 +39,7 @@ DEMO_MEDIA = PACKAGE_ROOT / "demo_media"
 VIDEO_EXT = (".mp4", ".avi", ".mkv", ".mov", ".webm")
 AUDIO_EXT = (".wav", ".flac")
 STORY_VERSION = 1
-FPS, SAMPLE_RATE = 10, 16000
+FPS = 10
 DEMO_ESCALATE_S = 30.0      # the ward default is 120 s: the demo shows escalation within its 2 minutes
 DEMO_MAX_ALARMS_PER_HOUR = 30   # one alarm per 2-minute loop
 

@@ -25,8 +25,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from edge.audio_format import SAMPLE_RATE
 from edge.capture.camera import CameraSource, Frame, LatestSlot
-from edge.capture.microphone import SAMPLE_RATE, AudioRing, MicrophoneSource
+from edge.capture.microphone import AudioRing, MicrophoneSource
 from edge.config import Config
 from edge.events import EmotionState, ModalityReading
 from edge.fusion import Fusion, distress_score

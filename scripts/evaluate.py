@@ -58,6 +58,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 if str(REPO_ROOT) not in sys.path:  # `python scripts/evaluate.py` from a checkout
     sys.path.insert(0, str(REPO_ROOT))
 
+from edge.audio_format import SAMPLE_RATE  # noqa: E402
 from edge.inference.runtime import ModelError  # noqa: E402
 from edge.labels import INDEX, LABELS, fer2013_to_canon, ravdess_to_canon  # noqa: E402
 from scripts.face_conditions import CONDITIONS  # noqa: E402
@@ -68,7 +69,6 @@ DEFAULT_FACE_MODEL = MODELS_DIR / "face_expression_int8.tflite"
 DEFAULT_VOICE_MODEL = MODELS_DIR / "voice_emotion_int8.tflite"
 DEFAULT_SOUND_MODEL = MODELS_DIR / "sound_events_int8.tflite"
 SOUND_KINDS = ("speech", "scream", "cry", "moan", "other_vocal", "background")
-SAMPLE_RATE = 16000
 FACE_SIZE = 48
 MAKE_SETS = "python scripts/make_eval_sets.py --data ../shared/data --out DIR"
 

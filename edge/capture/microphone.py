@@ -19,11 +19,10 @@ from typing import Protocol
 
 import numpy as np
 
+from edge.audio_format import SAMPLE_RATE
 from edge.capture import Backoff, CaptureError, HealthCallback, MediaClock
 
 log = logging.getLogger(__name__)
-
-SAMPLE_RATE = 16000
 
 
 def to_int16_16k(audio: np.ndarray, rate: int) -> np.ndarray:

@@ -15,7 +15,8 @@ import scipy.fft
 import scipy.sparse
 from python_speech_features import get_filterbanks, sigproc
 
-SAMPLE_RATE = 16000
+from edge.audio_format import SAMPLE_RATE
+
 WINDOW_S = 2.5                      # one classifier input covers 2.5 s of speech (a whole short sentence)
 HOP_S = 0.5                         # sliding windows over a clip advance by 0.5 s
 WINDOW_SAMPLES = int(WINDOW_S * SAMPLE_RATE)
