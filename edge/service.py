@@ -31,7 +31,8 @@ from edge.config import Config
 from edge.events import utc_now_iso
 from edge.hub import Hub
 from edge.inference.runtime import ModelError
-from edge.pipeline import FaceStage, Pipeline, VoiceStage
+from edge.pipeline import Pipeline
+from edge.stages import FaceStage, VoiceStage, load_face_stage, load_voice_stage
 
 log = logging.getLogger(__name__)
 
@@ -47,40 +48,6 @@ OUTPUTS: dict[str, tuple[str, str | None]] = {
     "mqtt": ("edge.outputs.mqtt", "mqtt"),
     "watchdog": ("edge.watchdog", None),
 }
-
-
-def load_face_stage(cfg: Config, align: bool = True, classifier: Any = None) -> FaceStage:
-    """The service's face stage. ``align=False`` is the unaligned path and ``classifier`` replaces
-    the expression model (both for scripts/evaluate.py and its tests)."""
-    from edge.inference.detector import FaceDetector
-    from edge.inference.face import FaceClassifier
-
-    threads = cfg.service.inference_threads
-    detector = FaceDetector(cfg.model_path(cfg.face.detector), num_threads=threads,
-                            min_score=cfg.face.min_detection_score)
-    if classifier is None:
-        classifier = FaceClassifier(cfg.model_path(cfg.face.model), num_threads=threads)
-    stage = FaceStage(detector, classifier, select=cfg.face.select, margin=cfg.face.margin,
-                      distress_weights=cfg.fusion.distress_weights, align=align)
-    model = getattr(classifier, "model", None)
-    stage.models = [detector.info()] + ([model.info()] if model is not None else [])  # type: ignore[attr-defined]
-    return stage
-
-
-def load_voice_stage(cfg: Config) -> VoiceStage:
-    from edge.inference.sound_events import SoundClassifier
-    from edge.inference.voice import VoiceClassifier
-
-    threads = cfg.service.inference_threads
-    sound = SoundClassifier(cfg.model_path(cfg.voice.sound_model), num_threads=threads)
-    clf = VoiceClassifier(cfg.model_path(cfg.voice.model), num_threads=threads,
-                          aggressiveness=cfg.voice.vad_aggressiveness)
-    stage = VoiceStage(clf.classify_window, aggressiveness=cfg.voice.vad_aggressiveness,
-                       hop_s=cfg.voice.hop_s, min_speech_s=cfg.voice.min_speech_s,
-                       window_s=getattr(clf, "window_s", 1.5), classify_sound=sound.classify_window,
-                       speech_threshold=cfg.voice.speech_threshold)
-    stage.models = [sound.model.info(), clf.model.info()]  # type: ignore[attr-defined]
-    return stage
 
 
 def media_problems(cfg: Config) -> dict[str, CaptureError]:

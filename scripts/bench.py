@@ -176,8 +176,7 @@ def bench_voice(args: argparse.Namespace) -> dict:
     import dataclasses
 
     from edge.config import Config
-    from edge.pipeline import VoiceStage
-    from edge.service import load_voice_stage
+    from edge.stages import VoiceStage, load_voice_stage
 
     cfg = Config()
     cfg = dataclasses.replace(cfg, service=dataclasses.replace(cfg.service, inference_threads=1))

@@ -10,7 +10,7 @@ neutral); each image goes through ``FaceClassifier`` (the service's preprocessin
 ``scripts/face_conditions.py``). ``--roll DEG`` goes through the detector instead: each crop is placed
 as a camera would frame it (``face_conditions.place_in_frame``: upscaled to 160x160, centred in a
 320x320 mid-grey frame, the frame rotated by DEG about its centre, counter-clockwise for a positive
-DEG) and that frame goes through the service's own face stage (``edge.service.load_face_stage``
+DEG) and that frame goes through the service's own face stage (``edge.stages.load_face_stage``
 with the default config: BlazeFace short range, patient selection, alignment, crop, classifier);
 ``--no-align`` uses the stage's unaligned path (one detector call, unrotated crop) to show the
 before. The JSON then adds ``roll``, ``aligned``, ``detected`` (share of faces found) and
@@ -24,7 +24,7 @@ and are reported as ``no_speech``.
 
 sounds: DIR holds ``index.csv`` with columns ``file`` and ``kind`` (speech, scream, cry, moan,
 other_vocal, background); audio (WAV, FLAC or Ogg/Opus, any rate and channels) goes through the
-service's own voice stage (``edge.service.load_voice_stage`` with the default config: webrtcvad, the
+service's own voice stage (``edge.stages.load_voice_stage`` with the default config: webrtcvad, the
 sound-event model on 1 s windows every 0.5 s, the speech-emotion model on what it calls speech)
 followed by 1 s of silence, as if played to the box one clip at a time. The last line is one JSON
 object: n, distress_auc (clip score: the highest vocal-distress score the box reaches on the clip;
@@ -158,7 +158,7 @@ def evaluate_face_frames(images: np.ndarray, y_true: np.ndarray, clf: CropClassi
     stage (detector, patient selection, alignment, crop) with ``clf`` as its classifier."""
     from edge.capture.camera import Frame
     from edge.config import Config
-    from edge.service import load_face_stage
+    from edge.stages import load_face_stage
     from scripts.face_conditions import place_in_frame
 
     cfg = Config()
@@ -237,7 +237,7 @@ class StageClipClassifier:
     model on what it calls speech): the mean of the readings it gives; none is "no speech"."""
 
     def __init__(self, model: Path, sound_model: Path, num_threads: int = 1):
-        from edge.service import load_voice_stage
+        from edge.stages import load_voice_stage
 
         self.stage = load_voice_stage(voice_config(model, sound_model, num_threads))
         self.model = None   # several models: see stage.models
@@ -346,7 +346,7 @@ def hear_clip(stage: Any, tracker: Any, audio: np.ndarray) -> dict[str, Any]:
 def evaluate_sounds(folder: Path, model: Path, voice_model: Path, num_threads: int = 1,
                     clips_csv: Path | None = None) -> dict[str, Any]:
     from edge.inference.sound_events import SOUND_CLASSES
-    from edge.service import load_voice_stage
+    from edge.stages import load_voice_stage
     from edge.vocal_distress import VocalDistressTracker
     from scripts.metrics import auc
 

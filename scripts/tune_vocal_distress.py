@@ -2,7 +2,7 @@
 
 Builds the scenario streams of ``scripts/bench_sounds.py`` (clips of one kind from speakers the sound
 model never trained on), several shuffles of each, runs them once through the service's voice stage
-(``edge.service.load_voice_stage``, 100 ms blocks) and keeps every half-second's sound
+(``edge.stages.load_voice_stage``, 100 ms blocks) and keeps every half-second's sound
 probabilities. Then it replays those on a simulated clock into ``VocalDistressTracker`` for each
 candidate (flag_threshold, scream_s, distress_s, window_s) and reports, per candidate, the distress
 streams that raise it within 20 s, the worst time to raise, and the non-distress streams that raise it
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--top", type=int, default=12, help="candidates printed")
     args = p.parse_args(argv)
-    from edge.service import load_voice_stage
+    from edge.stages import load_voice_stage
 
     try:
         clips = [c for c in index_clips(args.data) if is_val(c)]

@@ -13,7 +13,7 @@ import pytest
 from edge.capture.camera import Frame
 from edge.inference.detector import Detection, FaceDetector, crop_face
 from edge.inference.face_align import align_face, detect_any_roll, detect_turned, eye_roll_deg
-from edge.pipeline import FaceStage
+from edge.stages import FaceStage
 
 ROOT = Path(__file__).resolve().parents[1]
 SHORT = ROOT / "models_tflite" / "face_detection_short_range.tflite"

@@ -26,8 +26,8 @@ from edge.capture.camera import Frame
 from edge.events import EmotionState
 from edge.fusion import distress_score
 from edge.inference.detector import Detection
-from edge.pipeline import FaceStage, VoiceStage
 from edge.service import Service
+from edge.stages import FaceStage, VoiceStage
 
 
 def Det(x: float, y: float, w: float, h: float) -> Detection:

@@ -18,8 +18,8 @@ from pipeline_media import FixedClassifier, empty_frame, write_video
 from edge import cli, config, service
 from edge.capture import CaptureError
 from edge.hub import Hub
-from edge.pipeline import FaceStage
 from edge.service import Service
+from edge.stages import FaceStage
 
 WAIT = 10.0
 

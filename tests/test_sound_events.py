@@ -19,7 +19,7 @@ from edge.inference.sound_events import (
     sound_features,
     sound_windows,
 )
-from edge.pipeline import VoiceStage
+from edge.stages import VoiceStage
 from edge.vocal_distress import SoundMonitor, VocalDistressTracker, clip_distress_score, smoothed_distress
 
 SOUND_MODEL = REPO / "models_tflite" / "sound_events_int8.tflite"

@@ -7,7 +7,7 @@ speech model (``voice_features.log_fbank``), minus the window's mean level (so t
 does not matter). ``SoundClassifier`` runs the int8 model; windows too quiet to hold a vocal sound
 are called ``background`` without running it. ``clip_sound_events`` is the one path from a whole clip
 to per-window probabilities (evaluation and training reports call it; the live stage in
-``edge.pipeline.VoiceStage`` calls ``SoundClassifier.classify_window`` on the same windows).
+``edge.stages.VoiceStage`` calls ``SoundClassifier.classify_window`` on the same windows).
 """
 
 from __future__ import annotations
