@@ -22,7 +22,7 @@ from edge.config import Config
 from edge.events import ModalityReading
 from edge.fusion import distress_score
 from edge.inference.sound_events import SOUND_WINDOW_SAMPLES, SPEECH
-from edge.inference.voice_features import VAD_FRAME_SAMPLES, VAD_HANGOVER_FRAMES
+from edge.inference.voice_features import VAD_FRAME_SAMPLES, SpeechGate
 from edge.labels import LABELS
 
 
@@ -128,8 +128,8 @@ WindowClassifier = Callable[[np.ndarray], np.ndarray]
 class VoiceStage:
     """Streaming sound-event gating and speech-emotion classification.
 
-    Every 30 ms frame goes through webrtcvad (a cheap first gate) and into a one-window ring of raw
-    audio. Every ``hop_s`` the sound-event model (``classify_sound``) labels the last
+    Every 30 ms frame goes through the speech gate (``voice_features.SpeechGate``: webrtcvad, a
+    cheap first gate) and into a one-window ring of raw audio. Every ``hop_s`` the sound-event model (``classify_sound``) labels the last
     ``SOUND_WINDOW_S`` of audio, unless webrtcvad heard nothing in it (then nothing vocal is there
     and the model is not run). The speech frames of that hop join the speech buffer (the last
     ``window_s`` of speech) only when the sound model calls the window speech
@@ -144,11 +144,7 @@ class VoiceStage:
                  min_speech_s: float = 0.6, window_s: float = 1.5, silence_reset_s: float = 3.0,
                  vad: Any = None, classify_sound: WindowClassifier | None = None,
                  speech_threshold: float = 0.5):
-        if vad is None:
-            import webrtcvad
-
-            vad = webrtcvad.Vad(aggressiveness)
-        self.vad = vad
+        self.gate = SpeechGate(aggressiveness, vad=vad)
         self.classify_window = classify_window
         self.classify_sound = classify_sound
         self.speech_threshold = speech_threshold
@@ -158,14 +154,11 @@ class VoiceStage:
         self.silence_reset_frames = int(silence_reset_s * SAMPLE_RATE / VAD_FRAME_SAMPLES)
         max_frames = -(-self.window // VAD_FRAME_SAMPLES)
         self._speech: deque[np.ndarray] = deque(maxlen=max_frames)
-        self._hop_speech: list[np.ndarray] = []       # VAD-kept frames since the last hop
-        self._preroll: deque[np.ndarray] = deque(maxlen=VAD_HANGOVER_FRAMES)
+        self._hop_speech: list[np.ndarray] = []       # gate-kept frames since the last hop
         sound_frames = -(-SOUND_WINDOW_SAMPLES // VAD_FRAME_SAMPLES)
         self._recent: deque[np.ndarray] = deque(maxlen=sound_frames)    # raw audio, last sound window
         self._recent_vad: deque[bool] = deque(maxlen=sound_frames)
         self._pending = np.zeros(0, dtype=np.int16)
-        self._hangover = 0
-        self._silent_frames = 0
         self._new_speech = 0         # speech frames since the last hop
         self._since_hop = 0          # samples since the last hop
         self.timings = Timings()     # ms per classified speech window
@@ -179,11 +172,12 @@ class VoiceStage:
 
     def reset(self) -> None:
         """Forget the audio heard so far (a new, unrelated stream); timings and counters stay."""
-        for buf in (self._speech, self._preroll, self._recent, self._recent_vad):
+        for buf in (self._speech, self._recent, self._recent_vad):
             buf.clear()
+        self.gate.reset()
         self._hop_speech = []
         self._pending = np.zeros(0, dtype=np.int16)
-        self._hangover = self._silent_frames = self._new_speech = self._since_hop = 0
+        self._new_speech = self._since_hop = 0
 
     def feed_clip(self, audio: np.ndarray, tail_s: float = 0.0,
                   block_s: float = 0.1) -> list[tuple[ModalityReading | None, float, dict[str, Any]]]:
@@ -224,25 +218,13 @@ class VoiceStage:
         return out
 
     def _vad_frame(self, frame: np.ndarray) -> None:
-        speech = self.vad.is_speech(frame.tobytes(), SAMPLE_RATE)
+        speech, kept = self.gate.frame(frame)
         self._recent.append(frame)
         self._recent_vad.append(speech)
+        self._hop_speech.extend(kept)
         if speech:
-            if self._hangover == 0 and self._preroll:      # speech starts: keep the context before it
-                self._hop_speech.extend(self._preroll)
-                self._preroll.clear()
-            self._hop_speech.append(frame)
-            self._hangover = VAD_HANGOVER_FRAMES
             self._new_speech += 1
-            self._silent_frames = 0
-            return
-        self._silent_frames += 1
-        if self._hangover > 0:
-            self._hangover -= 1
-            self._hop_speech.append(frame)
-        else:
-            self._preroll.append(frame)
-        if self._silent_frames >= self.silence_reset_frames:
+        elif self.gate.silent_frames >= self.silence_reset_frames:
             self._speech.clear()
 
     def _sound(self) -> np.ndarray | None:

@@ -17,7 +17,9 @@ from edge.inference.voice_features import (
     MIN_SPEECH_S,
     SAMPLE_RATE,
     VAD_FRAME_SAMPLES,
+    VAD_HANGOVER_FRAMES,
     WINDOW_SAMPLES,
+    SpeechGate,
     clip_windows,
     log_fbank,
     speech_mask,
@@ -118,6 +120,42 @@ def test_voiced_signal_is_speech_and_silence_around_it_is_gated() -> None:
     assert not mask[:sec - 5].any() and not mask[3 * sec + 12:].any()   # webrtcvad hangs on ~0.3 s
     gated = speech_only(x, aggressiveness=3)
     assert 1.9 * SAMPLE_RATE <= len(gated) <= 2.4 * SAMPLE_RATE
+
+
+class ScriptedVad:
+    """webrtcvad's interface, answering from a list of decisions."""
+
+    def __init__(self, decisions: list[bool]):
+        self.decisions = iter(decisions)
+
+    def is_speech(self, pcm: bytes, rate: int) -> bool:
+        assert len(pcm) == 2 * VAD_FRAME_SAMPLES and rate == SAMPLE_RATE
+        return next(self.decisions)
+
+
+def test_streaming_gate_keeps_context_either_side_of_speech() -> None:
+    decisions = [False] * 5 + [True] * 2 + [False] * 8 + [True]
+    gate = SpeechGate(vad=ScriptedVad(decisions))
+    kept: list[int] = []
+    for i, speech in enumerate(decisions):
+        heard, frames = gate.frame(np.full(VAD_FRAME_SAMPLES, i, np.int16))
+        assert heard == speech
+        kept += [int(f[0]) for f in frames]
+    h = VAD_HANGOVER_FRAMES
+    assert kept == [*range(5 - h, 5), 5, 6, *range(7, 7 + h), *range(15 - h, 15), 15]   # before, speech, after
+    assert gate.silent_frames == 0
+    gate.reset()
+    assert gate.silent_frames == 0 and not gate._preroll
+
+
+def test_streaming_gate_agrees_with_the_clip_mask() -> None:
+    x = np.concatenate([np.zeros(SAMPLE_RATE, np.float32), voiced(2.0), np.zeros(SAMPLE_RATE, np.float32)])
+    pcm = (x * 32767).astype(np.int16)
+    gate = SpeechGate(aggressiveness=3)
+    heard = [gate.frame(pcm[i:i + VAD_FRAME_SAMPLES])[0]
+             for i in range(0, len(pcm) - VAD_FRAME_SAMPLES + 1, VAD_FRAME_SAMPLES)]
+    raw = speech_mask(x, aggressiveness=3, hangover=0)
+    assert np.array_equal(np.array(heard), raw)
 
 
 def test_vad_rejects_bad_aggressiveness() -> None:

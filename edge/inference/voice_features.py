@@ -1,14 +1,17 @@
 """Voice front end shared by training and the service: webrtcvad speech gating and log-mel windows.
 
 Audio is 16 kHz mono float32 in [-1, 1]. ``speech_mask``/``speech_only`` gate silence with
-webrtcvad; ``speech_windows`` cuts fixed windows over the gated speech; ``window_features`` turns
-one window into the model input (log mel filterbank, gain-normalised). Training, evaluation and
-the live voice stage all call these same functions.
+webrtcvad over a whole clip and ``SpeechGate`` on a stream (the live voice stage), both with the
+``VAD_*`` constants defined here; ``speech_windows`` cuts fixed windows over the gated speech;
+``window_features`` turns one window into the model input (log mel filterbank, gain-normalised).
+Training, evaluation and the live voice stage all call these same functions.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from functools import lru_cache
+from typing import Any
 
 import numpy as np
 import scipy.fft
@@ -68,6 +71,51 @@ def speech_mask(audio: np.ndarray, aggressiveness: int = VAD_AGGRESSIVENESS,
     if hangover > 0 and mask.any():
         mask = np.convolve(mask.astype(np.int8), np.ones(2 * hangover + 1, dtype=np.int8), "same") > 0
     return mask
+
+
+class SpeechGate:
+    """The streaming counterpart of ``speech_mask``: webrtcvad on one 30 ms int16 frame at a time.
+
+    ``frame`` returns whether webrtcvad heard speech and the frames to keep now: a speech frame,
+    preceded at the onset of speech by up to ``hangover`` frames of context heard before it, and
+    ``hangover`` frames of context after the last speech frame. ``silent_frames`` counts the
+    frames since the last speech. The live voice stage gates its audio through this.
+    """
+
+    def __init__(self, aggressiveness: int = VAD_AGGRESSIVENESS, vad: Any = None,
+                 hangover: int = VAD_HANGOVER_FRAMES):
+        if vad is None:
+            import webrtcvad
+
+            vad = webrtcvad.Vad(aggressiveness)
+        self.vad = vad
+        self.hangover = hangover
+        self.silent_frames = 0
+        self._preroll: deque[np.ndarray] = deque(maxlen=hangover)
+        self._left = 0               # context frames still to keep after the last speech
+
+    def reset(self) -> None:
+        """Forget the stream so far (a new, unrelated stream)."""
+        self._preroll.clear()
+        self._left = self.silent_frames = 0
+
+    def frame(self, frame: np.ndarray) -> tuple[bool, list[np.ndarray]]:
+        """One ``VAD_FRAME_SAMPLES`` int16 frame -> (webrtcvad heard speech, the frames to keep now)."""
+        if self.vad.is_speech(frame.tobytes(), SAMPLE_RATE):
+            kept = []
+            if self._left == 0 and self._preroll:      # speech starts: keep the context before it
+                kept.extend(self._preroll)
+                self._preroll.clear()
+            kept.append(frame)
+            self._left = self.hangover
+            self.silent_frames = 0
+            return True, kept
+        self.silent_frames += 1
+        if self._left > 0:
+            self._left -= 1
+            return False, [frame]
+        self._preroll.append(frame)
+        return False, []
 
 
 def speech_only(audio: np.ndarray, aggressiveness: int = VAD_AGGRESSIVENESS) -> np.ndarray:
