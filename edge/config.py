@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from edge.labels import LABELS
+from edge.models import FACE_DETECTOR_SHORT, FACE_EXPRESSION, SOUND_EVENTS, VOICE_EMOTION
 
 PACKAGE_ROOT = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGE_ROOT.parent
@@ -74,8 +75,8 @@ class MicrophoneConfig:
 @dataclass(frozen=True)
 class FaceConfig:
     enabled: bool = opt(True, "Analyse faces.")
-    model: str = opt("face_expression_int8.tflite", "Expression model file (in models_dir unless absolute).")
-    detector: str = opt("face_detection_short_range.tflite", "BlazeFace detector file (short range: up to ~2 m; full range: the waiting-room model).")
+    model: str = opt(FACE_EXPRESSION.file, "Expression model file (in models_dir unless absolute).")
+    detector: str = opt(FACE_DETECTOR_SHORT.file, "BlazeFace detector file (short range: up to ~2 m; full range: the waiting-room model).")
     analysis_fps: float = opt(5.0, "Frames analysed per second (the latest frame wins; older ones are skipped).", min=0.2, max=120.0)
     select: str = opt("largest", "Which face is the patient.", choices=["largest", "central", "all"])
     min_detection_score: float = opt(0.6, "Detector score needed to accept a face.", min=0.05, max=0.99)
@@ -85,11 +86,11 @@ class FaceConfig:
 @dataclass(frozen=True)
 class VoiceConfig:
     enabled: bool = opt(True, "Analyse speech.")
-    model: str = opt("voice_emotion_int8.tflite", "Speech-emotion model file (in models_dir unless absolute).")
+    model: str = opt(VOICE_EMOTION.file, "Speech-emotion model file (in models_dir unless absolute).")
     vad_aggressiveness: int = opt(2, "webrtcvad aggressiveness (0 lenient .. 3 strict).", min=0, max=3)
     hop_s: float = opt(0.5, "Seconds between voice analyses.", min=0.1, max=10.0)
     min_speech_s: float = opt(0.6, "Speech needed in the buffer before the voice is analysed.", min=0.1, max=10.0)
-    sound_model: str = opt("sound_events_int8.tflite", "Sound-event model (speech, scream, cry, moan, other vocal, background); only what it calls speech reaches the speech-emotion model.")
+    sound_model: str = opt(SOUND_EVENTS.file, "Sound-event model (speech, scream, cry, moan, other vocal, background); only what it calls speech reaches the speech-emotion model.")
     speech_threshold: float = opt(0.5, "Probability of speech a sound window needs for its audio to reach the speech-emotion model.", min=0.0, max=1.0)
 
 

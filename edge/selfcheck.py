@@ -31,6 +31,7 @@ import numpy as np
 
 from edge import __version__
 from edge.config import Config, ConfigError, load
+from edge.models import ModelSpec, box_models
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
 THERMAL_DIR = Path("/sys/class/thermal")
@@ -334,40 +335,34 @@ def _timed_runs(run: Callable[[], Any], runs: int) -> dict[str, float]:
             "p90_ms": round(times[min(len(times) - 1, int(0.9 * len(times)))], 2)}
 
 
-def _model_specs(cfg: Config) -> Iterator[tuple[str, bool, str, str, Path, dict[str, Any], Callable[[Any], Any]]]:
-    threads = cfg.service.inference_threads
+def _model_specs(cfg: Config) -> Iterator[tuple[ModelSpec, Callable[[Any], Any]]]:
+    """Each model the box runs with ``cfg`` (``edge.models``) and one timed run of it."""
     frame = np.zeros((cfg.camera.height, cfg.camera.width, 3), np.uint8)
-    yield ("face_detector", cfg.face.enabled, "edge.inference.detector", "FaceDetector",
-           cfg.model_path(cfg.face.detector), {"num_threads": threads, "min_score": cfg.face.min_detection_score},
-           lambda m: m.detect(frame))
-    yield ("face_expression", cfg.face.enabled, "edge.inference.face", "FaceClassifier",
-           cfg.model_path(cfg.face.model), {"num_threads": threads},
-           lambda m: m.classify(np.zeros((48, 48), np.uint8)))
-    yield ("sound_events", cfg.voice.enabled, "edge.inference.sound_events", "SoundClassifier",
-           cfg.model_path(cfg.voice.sound_model), {"num_threads": threads},
-           lambda m: m.model.run(np.zeros((1, *m.model.input_shape[1:]), np.float32)))
-    yield ("voice", cfg.voice.enabled, "edge.inference.voice", "VoiceClassifier",
-           cfg.model_path(cfg.voice.model), {"num_threads": threads, "aggressiveness": cfg.voice.vad_aggressiveness},
-           lambda m: m.classify_window(np.zeros(int(m.window_s * m.sample_rate), np.float32)))
+    detector, face, sound, voice = box_models(cfg)
+    yield detector, lambda m: m.detect(frame)
+    yield face, lambda m: m.classify(np.zeros(face.input_shape[1:3], np.uint8))
+    yield sound, lambda m: m.model.run(np.zeros(sound.input_shape, np.float32))
+    yield voice, lambda m: m.classify_window(np.zeros(int(m.window_s * m.sample_rate), np.float32))
 
 
 def check_models(cfg: Config, runs: int = 10) -> list[CheckResult]:
     results = []
-    for name, enabled, module, cls_name, path, kwargs, run in _model_specs(cfg):
+    for spec, run in _model_specs(cfg):
+        name = spec.check_name
         check = f"model:{name}"
-        if not enabled:
+        if not spec.enabled(cfg):
             results.append(CheckResult(check, SKIP, "disabled in config"))
             continue
+        path = spec.path(cfg)
         try:
-            cls = getattr(_import(module, name), cls_name)
+            cls = getattr(_import(spec.module, name), spec.class_name)
             if not path.is_file():
                 fix = ("run python scripts/fetch_face_detector.py (deploy/install.sh does this)"
-                       if name == "face_detector" else "reinstall the models (deploy/install.sh) or fix "
-                       f"[{'face' if name.startswith('face') else 'voice'}] "
-                       f"{'sound_model' if name == 'sound_events' else 'model'} / [service] models_dir")
+                       if spec.role == "face_detector" else "reinstall the models (deploy/install.sh) or fix "
+                       f"[{spec.section}] {spec.field} / [service] models_dir")
                 raise CheckFailed(f"{path} not found; {fix}")
             t0 = time.perf_counter()
-            model = cls(path, **kwargs)
+            model = cls(path, **spec.kwargs(cfg))
             load_ms = (time.perf_counter() - t0) * 1000
             timing = _timed_runs(lambda m=model, r=run: r(m), runs)
         except Exception as exc:  # noqa: BLE001 - ModelError, runtime errors, shape errors

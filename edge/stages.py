@@ -3,8 +3,8 @@
 ``FaceStage`` (detect, select, align and crop, classify) and ``VoiceStage`` (the streaming speech
 gate, the sound-event model every hop, the speech-emotion model on what it calls speech) run in the
 pipeline's worker threads (``edge.pipeline``); each keeps its own ``Timings``. ``load_face_stage``
-and ``load_voice_stage`` build them from a Config, for the service, scripts/evaluate.py and the
-benches alike.
+and ``load_voice_stage`` build them from a Config with the models of ``edge.models``, for the
+service, scripts/evaluate.py and the benches alike.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from edge.fusion import distress_score
 from edge.inference.sound_events import SOUND_WINDOW_SAMPLES, SPEECH
 from edge.inference.voice_features import VAD_FRAME_SAMPLES, SpeechGate
 from edge.labels import LABELS
+from edge.models import FACE_EXPRESSION, SOUND_EVENTS, VOICE_EMOTION, face_detector
 
 
 class Timings:
@@ -271,14 +272,9 @@ class VoiceStage:
 def load_face_stage(cfg: Config, align: bool = True, classifier: Any = None) -> FaceStage:
     """The service's face stage. ``align=False`` is the unaligned path and ``classifier`` replaces
     the expression model (both for scripts/evaluate.py and its tests)."""
-    from edge.inference.detector import FaceDetector
-    from edge.inference.face import FaceClassifier
-
-    threads = cfg.service.inference_threads
-    detector = FaceDetector(cfg.model_path(cfg.face.detector), num_threads=threads,
-                            min_score=cfg.face.min_detection_score)
+    detector = face_detector(cfg).load(cfg)
     if classifier is None:
-        classifier = FaceClassifier(cfg.model_path(cfg.face.model), num_threads=threads)
+        classifier = FACE_EXPRESSION.load(cfg)
     stage = FaceStage(detector, classifier, select=cfg.face.select, margin=cfg.face.margin,
                       distress_weights=cfg.fusion.distress_weights, align=align)
     model = getattr(classifier, "model", None)
@@ -287,13 +283,9 @@ def load_face_stage(cfg: Config, align: bool = True, classifier: Any = None) -> 
 
 
 def load_voice_stage(cfg: Config) -> VoiceStage:
-    from edge.inference.sound_events import SoundClassifier
-    from edge.inference.voice import VoiceClassifier
-
-    threads = cfg.service.inference_threads
-    sound = SoundClassifier(cfg.model_path(cfg.voice.sound_model), num_threads=threads)
-    clf = VoiceClassifier(cfg.model_path(cfg.voice.model), num_threads=threads,
-                          aggressiveness=cfg.voice.vad_aggressiveness)
+    """The service's voice stage: the sound-event and speech-emotion models behind the speech gate."""
+    sound = SOUND_EVENTS.load(cfg)
+    clf = VOICE_EMOTION.load(cfg)
     stage = VoiceStage(clf.classify_window, aggressiveness=cfg.voice.vad_aggressiveness,
                        hop_s=cfg.voice.hop_s, min_speech_s=cfg.voice.min_speech_s,
                        window_s=getattr(clf, "window_s", 1.5), classify_sound=sound.classify_window,

@@ -209,8 +209,9 @@ def bench_face(models: dict[str, Path], rounds: int, faces: int) -> dict:
     import numpy as np
 
     from edge.inference.runtime import TFLiteModel
+    from edge.models import FACE_EXPRESSION
 
-    crop = np.random.default_rng(0).random((1, 48, 48, 1), dtype=np.float32)
+    crop = np.random.default_rng(0).random(FACE_EXPRESSION.input_shape, dtype=np.float32)
     loaded = {name: TFLiteModel(path, num_threads=1) for name, path in models.items()}
     times: dict[str, list[float]] = {name: [] for name in loaded}
     for _ in range(rounds):
@@ -239,7 +240,9 @@ def main(argv: list[str] | None = None) -> int:
         fp.add_argument("--rounds", type=int, default=7)
         fp.add_argument("--faces", type=int, default=300, help="invokes per round")
         fa = fp.parse_args(argv[1:])
-        models = {"shipped": ROOT / "models_tflite" / "face_expression_int8.tflite"}
+        from edge.models import FACE_EXPRESSION
+
+        models = {"shipped": ROOT / "models_tflite" / FACE_EXPRESSION.file}
         if PEER_FACE_MODEL.is_file():
             models["peer"] = PEER_FACE_MODEL
         for item in fa.model:

@@ -61,13 +61,14 @@ if str(REPO_ROOT) not in sys.path:  # `python scripts/evaluate.py` from a checko
 from edge.audio_format import SAMPLE_RATE  # noqa: E402
 from edge.inference.runtime import ModelError  # noqa: E402
 from edge.labels import INDEX, LABELS, fer2013_to_canon, ravdess_to_canon  # noqa: E402
+from edge.models import FACE_EXPRESSION, SOUND_EVENTS, VOICE_EMOTION  # noqa: E402
 from scripts.face_conditions import CONDITIONS  # noqa: E402
 from scripts.metrics import classification_report  # noqa: E402
 
 MODELS_DIR = REPO_ROOT / "models_tflite"
-DEFAULT_FACE_MODEL = MODELS_DIR / "face_expression_int8.tflite"
-DEFAULT_VOICE_MODEL = MODELS_DIR / "voice_emotion_int8.tflite"
-DEFAULT_SOUND_MODEL = MODELS_DIR / "sound_events_int8.tflite"
+DEFAULT_FACE_MODEL = MODELS_DIR / FACE_EXPRESSION.file          # the shipped models (edge.models)
+DEFAULT_VOICE_MODEL = MODELS_DIR / VOICE_EMOTION.file
+DEFAULT_SOUND_MODEL = MODELS_DIR / SOUND_EVENTS.file
 SOUND_KINDS = ("speech", "scream", "cry", "moan", "other_vocal", "background")
 FACE_SIZE = 48
 MAKE_SETS = "python scripts/make_eval_sets.py --data ../shared/data --out DIR"
