@@ -60,5 +60,6 @@ def test_shipped_file_has_the_registered_input(spec: ModelSpec) -> None:
     path = Config().model_path(spec.file)
     if not path.is_file():
         pytest.skip(f"{spec.file} absent")
-    model = TFLiteModel(path)
-    assert tuple(model.input_shape) == spec.input_shape
+    assert tuple(TFLiteModel(path).input_shape) == spec.input_shape
+    cfg = config_mod.replace(Config(), **{spec.section: {spec.field: spec.file}})
+    assert spec.load(cfg).model.name == spec.role    # the loader names its model by the role

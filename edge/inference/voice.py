@@ -1,8 +1,8 @@
 """Speech-emotion classification: the int8 TFLite voice model over VAD-gated sliding windows.
 
-``VoiceClassifier.classify_clip`` is the one path from 16 kHz audio to 7 canonical probabilities,
-used by training evaluation and by the service's voice stage (on its ring buffer of the last few
-seconds). ``python -m edge.inference.voice MODEL [WAV...]`` times it (run under ``taskset -c 0``).
+``VoiceClassifier.classify_clip`` is the one path from a 16 kHz clip to 7 canonical probabilities
+(training evaluation, scripts/evaluate.py voice); the live voice stage (``edge.stages.VoiceStage``)
+calls ``classify_window`` on its buffer of gated speech. ``python -m edge.inference.voice MODEL [WAV...]`` times it (run under ``taskset -c 0``).
 """
 
 from __future__ import annotations
