@@ -1,5 +1,5 @@
-"""Prometheus text exposition (format 0.0.4, written by hand: no dependency) and the box's system
-readings (CPU %, temperature, memory, disk) from /proc and /sys, without psutil.
+"""Prometheus text exposition (format 0.0.4, written by hand: no dependency) of the hub's state,
+alarms, sources and metrics, and of the box's system readings (:class:`edge.host.SystemStats`).
 
 Series: ``medtrack_state{label}`` (1 for the current label), ``medtrack_emotion_probability{label}``,
 ``medtrack_distress_score``, ``medtrack_sound_share{sound}``, ``medtrack_vocal_distress_score``,
@@ -12,12 +12,8 @@ every other numeric hub metric as ``medtrack_<key>``, uptime, build info and sys
 from __future__ import annotations
 
 import math
-import os
 import re
-import shutil
-import time
 from collections import Counter
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edge import __version__
@@ -164,71 +160,3 @@ def render(hub: Hub, counters: AlarmCounters | None = None, system: dict[str, An
     w.sample("medtrack_build_info", "gauge", "Software version.", 1.0, {"version": __version__})
     return w.text()
 
-
-class SystemStats:
-    """CPU %, temperature, memory and disk of the box (Linux /proc, /sys); missing readings are None."""
-
-    def __init__(self, disk_path: str | Path = "/", proc: str | Path = "/proc", sys_path: str | Path = "/sys"):
-        self.disk_path = Path(disk_path)
-        self.proc = Path(proc)
-        self.sys = Path(sys_path)
-        self._last_cpu: tuple[int, int] | None = None
-        self._last: dict[str, Any] = {}
-        self._last_t = float("-inf")
-        self._cpu_percent()  # prime: the first read() then has a delta
-
-    def _cpu_percent(self) -> float | None:
-        try:
-            fields = (self.proc / "stat").read_text().splitlines()[0].split()[1:]
-            values = [int(v) for v in fields]
-        except (OSError, ValueError, IndexError):
-            return None
-        idle = values[3] + (values[4] if len(values) > 4 else 0)
-        total = sum(values[:8])
-        prev, self._last_cpu = self._last_cpu, (idle, total)
-        if prev is None or total <= prev[1]:
-            return None
-        return round(100.0 * (1 - (idle - prev[0]) / (total - prev[1])), 1)
-
-    def _temperature(self) -> float | None:
-        for zone in sorted(self.sys.glob("class/thermal/thermal_zone*/temp")):
-            try:
-                return round(int(zone.read_text().strip()) / 1000.0, 1)
-            except (OSError, ValueError):
-                continue
-        return None
-
-    def _memory(self) -> tuple[float | None, float | None]:
-        try:
-            info = {}
-            for line in (self.proc / "meminfo").read_text().splitlines():
-                key, _, rest = line.partition(":")
-                info[key] = int(rest.split()[0]) * 1024
-            total, avail = info["MemTotal"], info["MemAvailable"]
-        except (OSError, ValueError, KeyError, IndexError):
-            return None, None
-        return round(100.0 * (total - avail) / total, 1), round(total / 2**20, 1)
-
-    def read(self, max_age_s: float = 2.0) -> dict[str, Any]:
-        """Current readings (cached for ``max_age_s``: cheap under load)."""
-        now = time.monotonic()
-        if now - self._last_t < max_age_s:
-            return self._last
-        mem_pct, mem_total = self._memory()
-        try:
-            du = shutil.disk_usage(self.disk_path if self.disk_path.exists() else "/")
-            disk_pct: float | None = round(100.0 * du.used / du.total, 1)
-            disk_free_mb: float | None = round(du.free / 2**20, 1)
-        except OSError:
-            disk_pct = disk_free_mb = None
-        try:
-            load1: float | None = round(os.getloadavg()[0], 2)
-        except OSError:
-            load1 = None
-        self._last = {
-            "cpu_percent": self._cpu_percent(), "temperature_c": self._temperature(),
-            "memory_used_percent": mem_pct, "memory_total_mb": mem_total,
-            "disk_used_percent": disk_pct, "disk_free_mb": disk_free_mb, "load_1m": load1,
-        }
-        self._last_t = now
-        return self._last

@@ -16,7 +16,6 @@ import importlib
 import json
 import math
 import os
-import shutil
 import socket
 import statistics
 import tempfile
@@ -31,10 +30,9 @@ import numpy as np
 
 from edge import __version__
 from edge.config import Config, ConfigError, load
+from edge.host import THERMAL_DIR, THROTTLED_FILE, disk_usage, read_throttled, thermal_glob, thermal_zones
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
-THERMAL_DIR = Path("/sys/class/thermal")
-THROTTLED_FILE = Path("/sys/devices/platform/soc/soc:firmware/get_throttled")  # Raspberry Pi firmware
 DISK_WARN_BYTES = 1 << 30
 DISK_FAIL_BYTES = 100 << 20
 QUIET_DBFS = -60.0
@@ -123,13 +121,6 @@ def check_config(cfg: Config) -> CheckResult:
                                      f"gpio {'on' if cfg.gpio.enabled else 'off'})")
 
 
-def _existing_parent(path: Path) -> Path:
-    p = path.resolve()
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    return p
-
-
 def check_state_dir(cfg: Config) -> CheckResult:
     d = cfg.state_path
     if not d.is_dir():
@@ -156,8 +147,7 @@ def _user() -> str:
 
 
 def check_disk(cfg: Config) -> CheckResult:
-    where = _existing_parent(cfg.state_path)
-    usage = shutil.disk_usage(where)
+    where, usage = disk_usage(cfg.state_path)
     free_gb = usage.free / 1e9
     details = {"path": str(where), "free_bytes": usage.free, "total_bytes": usage.total}
     text = f"{free_gb:.1f} GB free of {usage.total / 1e9:.1f} GB at {where}"
@@ -170,20 +160,8 @@ def check_disk(cfg: Config) -> CheckResult:
 
 def check_temperature(cfg: Config, thermal_dir: Path = THERMAL_DIR,
                       throttled_file: Path = THROTTLED_FILE) -> CheckResult:
-    zones: dict[str, float] = {}
-    for zone in sorted(thermal_dir.glob("thermal_zone*")):
-        try:
-            milli = int((zone / "temp").read_text().strip())
-        except (OSError, ValueError):
-            continue
-        try:
-            kind = (zone / "type").read_text().strip()
-        except OSError:
-            kind = zone.name
-        zones[f"{zone.name}:{kind}"] = milli / 1000.0
-    throttled = None
-    with contextlib.suppress(OSError, ValueError):
-        throttled = int(throttled_file.read_text().strip(), 16)
+    zones = thermal_zones(thermal_glob(thermal_dir))
+    throttled = read_throttled(throttled_file)
     details: dict[str, Any] = {"zones": zones, "limit_c": cfg.alarm.temperature_limit_c}
     if throttled is not None:
         details["throttled"] = hex(throttled)

@@ -47,9 +47,10 @@ from edge import store as store_mod
 from edge.alarm import PAUSE_MINUTES
 from edge.config import Config
 from edge.events import AlarmEvent, EmotionState, utc_now_iso
+from edge.host import SystemStats
 from edge.labels import LABELS
 from edge.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from edge.metrics import AlarmCounters, SystemStats, render
+from edge.metrics import AlarmCounters, render
 from edge.outputs.auth import (
     CSRF_COOKIE,
     CSRF_HEADER,
