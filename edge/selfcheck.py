@@ -208,42 +208,17 @@ def check_port(cfg: Config) -> CheckResult:
 
 # ------------------------------------------------------------------------------------ GPIO
 
-def pin_factory(name: str) -> tuple[Any, bool]:
-    """(gpiozero pin factory, is_mock) for [gpio] pin_factory, chosen as the service chooses it
-    (edge.outputs.gpio.make_pin_factory); 'auto' falls back to mock pins off a Pi."""
-    if name == "jetson":
-        from edge.outputs.jetson_pins import JetsonFactory
-
-        return JetsonFactory(), False
-    try:
-        gpio_mod = importlib.import_module("edge.outputs.gpio")
-    except ImportError:
-        gpio_mod = None
-    if gpio_mod is not None and hasattr(gpio_mod, "make_pin_factory"):
-        factory, mock = gpio_mod.make_pin_factory(name)
-        return factory, bool(mock)
-    if name in ("mock", "auto"):  # fallback without edge.outputs.gpio
-        from gpiozero.pins.mock import MockFactory, MockPWMPin
-
-        return MockFactory(pin_class=MockPWMPin), True
-    module, cls = {"lgpio": ("gpiozero.pins.lgpio", "LGPIOFactory"),
-                   "rpigpio": ("gpiozero.pins.rpigpio", "RPiGPIOFactory"),
-                   "native": ("gpiozero.pins.native", "NativeFactory")}[name]
-    return getattr(importlib.import_module(module), cls)(), False
-
-
 def check_gpio(cfg: Config, factory: Any = None) -> CheckResult:
+    """Claim the pins through the service's own setup (:mod:`edge.outputs.gpio`), then let go."""
     g = cfg.gpio
     if not g.enabled:
         return CheckResult("gpio", SKIP, "gpio disabled (alarms only on the status page / MQTT)")
-    try:
-        gpiozero = importlib.import_module("gpiozero")
-    except ImportError as exc:
-        return CheckResult("gpio", FAIL, f"gpiozero not available ({exc}); pip install gpiozero")
+    from edge.outputs import gpio
+
     mock = False
     if factory is None:
         try:
-            factory, mock = pin_factory(g.pin_factory)
+            factory, mock = gpio.make_pin_factory(g.pin_factory)
         except Exception as exc:  # noqa: BLE001 - library-specific errors
             return CheckResult("gpio", FAIL, f"pin factory {g.pin_factory!r} unavailable ({exc}); on a Pi install "
                                              "python3-lgpio, off a Pi set [gpio] pin_factory = 'mock'")
@@ -252,28 +227,25 @@ def check_gpio(cfg: Config, factory: Any = None) -> CheckResult:
                                              "mock pins and nothing would sound; on a Pi install python3-lgpio, "
                                              "on a Jetson set pin_factory = 'jetson' (docs/DEVICE.md), else set "
                                              "[gpio] enabled = false", {"pin_factory": g.pin_factory})
-    kw = {"pin_factory": factory}
-    devices: list[Any] = []
     details: dict[str, Any] = {"pin_factory": g.pin_factory, "mock": mock}
     try:
-        for label, make in (("buzzer", lambda: gpiozero.Buzzer(g.buzzer_pin, **kw)),
-                            ("led", lambda: _led(gpiozero, g.led_pin, kw, details)),
-                            ("button", lambda: gpiozero.Button(g.button_pin, pull_up=True, **kw))):
-            try:
-                devices.append(make())
-            except Exception as exc:  # noqa: BLE001 - BadPinFactory, GPIOPinInUse, 'GPIO busy' ...
-                pin = getattr(g, f"{label}_pin")
-                hint = ("another process holds it (medtrack.service? `sudo systemctl stop medtrack`)"
-                        if "busy" in str(exc).lower() or "in use" in str(exc).lower()
-                        else "check [gpio] pin_factory and that the user is in group gpio")
-                return CheckResult("gpio", FAIL, f"{label} pin BCM {pin} cannot be claimed "
-                                                 f"({type(exc).__name__}: {exc}); {hint}", details)
-        button = devices[2]
-        details["factory_class"] = type(devices[0].pin_factory).__name__
+        buzzer, led, button = gpio.build_devices(g, factory)
+    except Exception as exc:  # noqa: BLE001 - GpioError, or a board library's own ('GPIO busy' ...)
+        cause = getattr(exc, "cause", None) or exc
+        hint = ("another process holds it (medtrack.service? `sudo systemctl stop medtrack`)"
+                if "busy" in str(cause).lower() or "in use" in str(cause).lower()
+                else "check [gpio] pin_factory and that the user is in group gpio")
+        what = (f"{exc.device} pin BCM {exc.pin}" if isinstance(exc, gpio.GpioError) and exc.device else
+                f"pins BCM {g.buzzer_pin}/{g.led_pin}/{g.button_pin}")
+        return CheckResult("gpio", FAIL, f"{what} cannot be claimed ({type(cause).__name__}: {cause}); {hint}",
+                           details)
+    try:
+        details["led_pwm"] = led.pwm
+        details["factory_class"] = type(buzzer.device.pin_factory).__name__
         pressed = bool(button.is_pressed)
         details["button_pressed"] = pressed
     finally:
-        for dev in reversed(devices):
+        for dev in (button, led.device, buzzer.device):
             with contextlib.suppress(Exception):
                 dev.close()
     text = (f"buzzer BCM {g.buzzer_pin}, LED BCM {g.led_pin}, button BCM {g.button_pin} claimed "
@@ -284,16 +256,6 @@ def check_gpio(cfg: Config, factory: Any = None) -> CheckResult:
         return CheckResult("gpio", WARN, text + "; the button reads pressed: release it, or check the "
                                                 "wiring (pin shorted to ground?)", details)
     return CheckResult("gpio", OK, text, details)
-
-
-def _led(gpiozero: Any, pin: int, kw: dict[str, Any], details: dict[str, Any]) -> Any:
-    try:
-        led = gpiozero.PWMLED(pin, **kw)
-        details["led_pwm"] = True
-        return led
-    except gpiozero.exc.PinPWMUnsupported:
-        details["led_pwm"] = False
-        return gpiozero.LED(pin, **kw)
 
 
 # ------------------------------------------------------------------------------------ models
