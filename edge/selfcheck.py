@@ -326,20 +326,21 @@ def check_models(cfg: Config, runs: int = 10) -> list[CheckResult]:
 
 def _frames_edge_capture(cfg: Config, n: int) -> tuple[list[np.ndarray], dict[str, Any]]:
     """N frames from the configured backend through edge.capture.camera (the service's own readers)."""
-    mod = importlib.import_module("edge.capture.camera")
-    capture_error = importlib.import_module("edge.capture").CaptureError
+    from edge.capture import CaptureError
+    from edge.capture import camera as mod
+
     factory = mod.make_reader(cfg.camera)
     reader = factory()
     try:
         try:
             reader.open()
-        except capture_error as exc:
+        except CaptureError as exc:
             raise CheckFailed(str(exc)) from exc
         frames = []
         for _ in range(n):
             try:
                 img = reader.read()
-            except capture_error as exc:
+            except CaptureError as exc:
                 if not frames:
                     raise CheckFailed(str(exc)) from exc
                 break
@@ -353,34 +354,6 @@ def _frames_edge_capture(cfg: Config, n: int) -> tuple[list[np.ndarray], dict[st
         reader.close()
 
 
-def _frames_file(cfg: Config, n: int) -> tuple[list[np.ndarray], dict[str, Any]]:
-    """Fallback without edge.capture: a video file straight through OpenCV."""
-    import cv2
-
-    cap = cv2.VideoCapture(cfg.camera.file)
-    try:
-        if not cap.isOpened():
-            raise CheckFailed(f"video file {cfg.camera.file} cannot be opened; use an MP4/AVI/MKV that "
-                              "ffmpeg can read")
-        frames = []
-        for _ in range(n):
-            ok, frame = cap.read()
-            if not ok:
-                break
-            frames.append(frame)
-        return frames, {"source": f"file {cfg.camera.file}", "nominal_fps": float(cap.get(cv2.CAP_PROP_FPS) or 0)}
-    finally:
-        cap.release()
-
-
-def _have(module: str) -> bool:
-    try:
-        importlib.import_module(module)
-    except ImportError:
-        return False
-    return True
-
-
 def check_camera(cfg: Config, frames: int = 20, timeout_s: float = 15.0) -> CheckResult:
     c = cfg.camera
     if c.backend == "none":
@@ -388,12 +361,7 @@ def check_camera(cfg: Config, frames: int = 20, timeout_s: float = 15.0) -> Chec
 
     def grab() -> tuple[list[np.ndarray], dict[str, Any], float]:
         t0 = time.perf_counter()
-        if _have("edge.capture.camera"):
-            got = _frames_edge_capture(cfg, frames)
-        elif c.backend == "file":
-            got = _frames_file(cfg, frames)
-        else:
-            raise CheckFailed(f"{c.backend} camera not available: edge.capture.camera cannot be imported")
+        got = _frames_edge_capture(cfg, frames)
         return got[0], got[1], time.perf_counter() - t0
 
     try:
@@ -442,8 +410,9 @@ def level_meter(audio: np.ndarray) -> dict[str, Any]:
 
 def _audio_edge_capture(cfg: Config, seconds: float, timeout_s: float) -> tuple[np.ndarray, int, dict[str, Any]]:
     """~seconds of 16 kHz audio from the configured backend through edge.capture.microphone."""
-    mod = importlib.import_module("edge.capture.microphone")
-    capture_error = importlib.import_module("edge.capture").CaptureError
+    from edge.capture import CaptureError
+    from edge.capture import microphone as mod
+
     m = cfg.microphone
     is_file = m.backend == "file"
     section = dataclasses.replace(m, realtime=False, loop=True) if is_file else m
@@ -465,7 +434,7 @@ def _audio_edge_capture(cfg: Config, seconds: float, timeout_s: float) -> tuple[
 
     try:
         backend.open()
-    except capture_error as exc:
+    except CaptureError as exc:
         raise CheckFailed(str(exc)) from exc
     thread = threading.Thread(target=runner, daemon=True, name="selfcheck-mic")
     chunks: list[np.ndarray] = []
@@ -493,30 +462,13 @@ def _audio_edge_capture(cfg: Config, seconds: float, timeout_s: float) -> tuple[
     return audio, rate, {"source": source, "info": info[0] if info else ""}
 
 
-def _audio_file(cfg: Config, seconds: float) -> tuple[np.ndarray, int, dict[str, Any]]:
-    """Fallback without edge.capture: a WAV/FLAC file straight through soundfile."""
-    import soundfile as sf
-
-    path = cfg.microphone.file
-    try:
-        info = sf.info(path)
-        data, rate = sf.read(path, frames=int(seconds * info.samplerate), dtype="float32", always_2d=True)
-    except Exception as exc:  # noqa: BLE001 - soundfile raises RuntimeError/LibsndfileError
-        raise CheckFailed(f"audio file {path} cannot be read ({exc}); give a WAV/FLAC file") from exc
-    return data.mean(axis=1), rate, {"source": f"file {path}"}
-
-
 def check_microphone(cfg: Config, seconds: float = 1.0, timeout_s: float = 10.0) -> CheckResult:
     m = cfg.microphone
     if m.backend == "none":
         return CheckResult("microphone", SKIP, "microphone.backend = 'none'")
 
     def grab() -> tuple[np.ndarray, int, dict[str, Any]]:
-        if _have("edge.capture.microphone"):
-            return _audio_edge_capture(cfg, seconds, timeout_s - 1)
-        if m.backend == "file":
-            return _audio_file(cfg, seconds)
-        raise CheckFailed(f"{m.backend} microphone not available: edge.capture.microphone cannot be imported")
+        return _audio_edge_capture(cfg, seconds, timeout_s - 1)
 
     try:
         audio, rate, details = _with_timeout(grab, timeout_s)
