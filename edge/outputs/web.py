@@ -62,6 +62,7 @@ from edge.outputs.auth import (
     client_key,
     token_path,
 )
+from edge.timeline import TimelineSampler
 
 if TYPE_CHECKING:
     from edge.hub import Hub
@@ -166,18 +167,15 @@ class Recent:
         self.events: deque[dict[str, Any]] = deque(maxlen=200)
         self.timeline: deque[list[Any]] = deque(maxlen=int(TIMELINE_MEMORY_S) + 60)
         self.wall_clock = wall_clock
-        self._last_ts = float("-inf")
+        self._sampler = TimelineSampler()
 
     def add_event(self, event: AlarmEvent) -> None:
         self.events.appendleft(event.to_dict())
 
     def add_state(self, state: EmotionState, alarm: bool) -> None:
-        now = self.wall_clock()
-        alarm_i = 1 if alarm else 0
-        if now - self._last_ts < 1.0 and self.timeline and self.timeline[-1][3] == alarm_i:
-            return
-        self._last_ts = now
-        self.timeline.append([int(now * 1000), state.label, round(float(state.distress), 4), alarm_i])
+        row = self._sampler.row(state, alarm, self.wall_clock())
+        if row is not None:
+            self.timeline.append([int(row[0] * 1000), *row[1:]])
 
     def query_events(self, since: str | None, limit: int) -> list[dict[str, Any]]:
         return [e for e in self.events if not since or e["time"] >= since][:limit]
