@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import glob
 import logging
 import time
 from collections.abc import Callable, Iterable
@@ -22,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from edge.alarm import TECHNICAL_CONDITIONS, AlarmMachine
 from edge.events import AlarmEvent, EmotionState
+from edge.host import THERMAL_GLOB, read_cpu_temperature
 from edge.hub import Hub
 
 if TYPE_CHECKING:
@@ -29,7 +29,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-THERMAL_GLOB = "/sys/class/thermal/thermal_zone*/temp"
 OVERHEAT_HYSTERESIS_C = 5.0
 # technical condition -> hub.health sources whose "down" status raises it
 HEALTH_CONDITIONS: dict[str, tuple[str, ...]] = {
@@ -38,19 +37,6 @@ HEALTH_CONDITIONS: dict[str, tuple[str, ...]] = {
     "model_failure": ("face", "voice"),
     "store_failure": ("store",),
 }
-
-
-def read_cpu_temperature(pattern: str = THERMAL_GLOB) -> float | None:
-    """Highest temperature in degrees C over the matching thermal zones (millidegrees in the
-    files); None when there is no readable zone (not Linux, a container, a laptop without zones)."""
-    temps = []
-    for path in sorted(glob.glob(pattern)):
-        try:
-            with open(path, encoding="ascii") as f:
-                temps.append(int(f.read().strip()) / 1000.0)
-        except (OSError, ValueError):
-            continue
-    return max(temps) if temps else None
 
 
 def _epoch(iso: str | None) -> float | None:

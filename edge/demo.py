@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib.util
 import json
 import logging
 import os
@@ -206,12 +205,11 @@ def demo_config(base: Config, video: Path, audio: Path, state_dir: str, host: st
 def status_url(cfg: Config) -> str:
     host = cfg.web.host if cfg.web.host not in ("0.0.0.0", "::", "") else "127.0.0.1"
     scheme = "https" if cfg.web.tls_cert else "http"
-    has_web = importlib.util.find_spec("edge.outputs.web") is not None
-    return f"{scheme}://{host}:{cfg.web.port}/" + ("" if has_web else "api/status")
+    return f"{scheme}://{host}:{cfg.web.port}/"
 
 
 def access_token(cfg: Config) -> str | None:
-    if not cfg.web.auth or importlib.util.find_spec("edge.outputs.web") is None:
+    if not cfg.web.auth:
         return None
     from edge.outputs import auth
 
@@ -228,7 +226,7 @@ def login_hint(cfg: Config) -> str:
 
 def how_to_act(cfg: Config) -> str:
     """How to acknowledge and pause, from the page and the API (printed at start)."""
-    base = status_url(cfg).rstrip("/").removesuffix("/api/status")
+    base = status_url(cfg).rstrip("/")
     try:
         token = access_token(cfg)
     except Exception:  # noqa: BLE001

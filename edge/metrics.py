@@ -1,24 +1,27 @@
-"""Prometheus text exposition (format 0.0.4, written by hand: no dependency) and the box's system
-readings (CPU %, temperature, memory, disk) from /proc and /sys, without psutil.
+"""Prometheus exposition of the hub's state, alarms, sources and metrics and of the box's system
+readings (:class:`edge.host.SystemStats`), through prometheus_client: :class:`HubCollector` reads
+them at every scrape and :func:`render` writes the text format (0.0.4).
 
 Series: ``medtrack_state{label}`` (1 for the current label), ``medtrack_emotion_probability{label}``,
-``medtrack_distress_score``, ``medtrack_sound_share{sound}``, ``medtrack_vocal_distress_score``,
-``medtrack_vocal_distress_present``, ``medtrack_alarm_active``, ``medtrack_alarm_events_total{kind,priority}``,
+``medtrack_distress_score``, ``medtrack_state_confidence``, ``medtrack_sound_share{sound}``,
+``medtrack_vocal_distress_score``, ``medtrack_vocal_distress_present``, ``medtrack_alarm_active``,
+``medtrack_alarm_priority{priority}``, ``medtrack_alarm_events_total{kind,priority}``,
 ``medtrack_analysed_fps``, ``medtrack_stage_latency_ms{stage,stat}`` (from hub.metrics keys like
 ``face_ms`` / ``face_ms_p50``), ``medtrack_source_up{source}``, ``medtrack_source_status{source,status}``,
-every other numeric hub metric as ``medtrack_<key>``, uptime, build info and system gauges.
+every other numeric hub metric as ``medtrack_<key>``, ``medtrack_cpu_temp_c`` (the one temperature:
+the hottest thermal zone, as the overheat alarm reads it), ``medtrack_system_cpu_percent``,
+``medtrack_system_memory_used_percent``, ``medtrack_system_disk_used_percent``, uptime and build info.
 """
 
 from __future__ import annotations
 
-import math
-import os
 import re
-import shutil
-import time
 from collections import Counter
-from pathlib import Path
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from edge import __version__
 from edge.events import AlarmEvent
@@ -32,38 +35,11 @@ _STAGE_RE = re.compile(r"^(?P<stage>[a-z0-9_]+?)_ms(?:_(?P<stat>p\d+|mean|max|mi
 _NAME_BAD = re.compile(r"[^a-zA-Z0-9_]")
 FPS_KEYS = ("fps", "analysed_fps", "analyzed_fps")
 UP_STATUSES = ("ok", "degraded")
-
-
-def _escape_label(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _fmt(value: float) -> str:
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(float(value)) if not float(value).is_integer() else str(int(value))
-
-
-class _Writer:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-        self._declared: set[str] = set()
-
-    def sample(self, name: str, mtype: str, help_text: str, value: float,
-               labels: dict[str, str] | None = None) -> None:
-        if name not in self._declared:
-            self._declared.add(name)
-            self.lines.append(f"# HELP {name} {help_text.replace(chr(92), chr(92) * 2).replace(chr(10), ' ')}")
-            self.lines.append(f"# TYPE {name} {mtype}")
-        lab = ""
-        if labels:
-            lab = "{" + ",".join(f'{k}="{_escape_label(str(v))}"' for k, v in labels.items()) + "}"
-        self.lines.append(f"{name}{lab} {_fmt(value)}")
-
-    def text(self) -> str:
-        return "\n".join(self.lines) + "\n"
+TEMPERATURE = "cpu_temp_c"      # the hub metric (and the series) of the CPU temperature
+TEMPERATURE_HELP = "CPU temperature in degrees Celsius (the hottest thermal zone, as the overheat alarm reads it)."
+SYSTEM_GAUGES = (("cpu_percent", "CPU use of the box in percent."),
+                 ("memory_used_percent", "Memory in use in percent."),
+                 ("disk_used_percent", "State directory disk use in percent."))
 
 
 class AlarmCounters:
@@ -84,151 +60,126 @@ def _number(value: Any) -> float | None:
     return None
 
 
-def render(hub: Hub, counters: AlarmCounters | None = None, system: dict[str, Any] | None = None) -> str:
-    """The Prometheus text exposition of the hub's state, alarms, sources and metrics."""
-    w = _Writer()
-    state = hub.latest_state
-    current = state.label if state else ""
-    for label in LABELS:
-        w.sample("medtrack_state", "gauge", "1 for the current fused emotion label, else 0.",
-                 1.0 if label == current else 0.0, {"label": label})
-    if state is not None:
+class _Families:
+    """The scrape's metric families by name, in the order first used; one family a name."""
+
+    def __init__(self) -> None:
+        self.by_name: dict[str, Metric] = {}
+
+    def gauge(self, name: str, help_text: str, value: float, labels: dict[str, str] | None = None) -> None:
+        self._add(GaugeMetricFamily, name, help_text, value, labels)
+
+    def counter(self, name: str, help_text: str, value: float, labels: dict[str, str] | None = None) -> None:
+        self._add(CounterMetricFamily, name, help_text, value, labels)
+
+    def _add(self, kind: type[Metric], name: str, help_text: str, value: float,
+             labels: dict[str, str] | None) -> None:
+        labels = labels or {}
+        family = self.by_name.get(name)
+        if family is None:
+            family = self.by_name[name] = kind(name, help_text, labels=list(labels))  # type: ignore[call-arg]
+        family.add_metric([str(v) for v in labels.values()], value)  # type: ignore[attr-defined]
+
+
+class HubCollector:
+    """A prometheus_client collector over the hub: every scrape reads the latest state, the alarm
+    snapshot, the alarm counters, source health and hub metrics; ``system`` is the host readings."""
+
+    def __init__(self, hub: Hub, counters: AlarmCounters | None = None,
+                 system: dict[str, Any] | None = None):
+        self.hub, self.counters, self.system = hub, counters, system
+
+    def collect(self) -> Iterator[Metric]:
+        f = _Families()
+        self._state(f)
+        self._alarm(f)
+        self._hub_metrics(f)
+        self._sources(f)
+        self._system(f)
+        f.gauge("medtrack_uptime_seconds", "Seconds since the service started.", self.hub.uptime_s())
+        f.gauge("medtrack_build_info", "Software version.", 1.0, {"version": __version__})
+        yield from f.by_name.values()
+
+    def _state(self, f: _Families) -> None:
+        state = self.hub.latest_state
+        current = state.label if state else ""
+        for label in LABELS:
+            f.gauge("medtrack_state", "1 for the current fused emotion label, else 0.",
+                    1.0 if label == current else 0.0, {"label": label})
+        if state is None:
+            return
         for label, p in zip(LABELS, state.probs, strict=False):
-            w.sample("medtrack_emotion_probability", "gauge", "Fused probability of each label.",
-                     float(p), {"label": label})
-        w.sample("medtrack_distress_score", "gauge", "Fused distress score (0..1).", float(state.distress))
-        w.sample("medtrack_state_confidence", "gauge", "Confidence of the fused label.", float(state.confidence))
+            f.gauge("medtrack_emotion_probability", "Fused probability of each label.", float(p), {"label": label})
+        f.gauge("medtrack_distress_score", "Fused distress score (0..1).", float(state.distress))
+        f.gauge("medtrack_state_confidence", "Confidence of the fused label.", float(state.confidence))
         sounds = state.sounds or {}
         for name, share in sorted((sounds.get("shares") or {}).items()):
-            w.sample("medtrack_sound_share", "gauge", "Share of the last minute the microphone heard each sound.",
-                     float(share), {"sound": name})
+            f.gauge("medtrack_sound_share", "Share of the last minute the microphone heard each sound.",
+                    float(share), {"sound": name})
         vocal = sounds.get("vocal_distress")
         if vocal:
-            w.sample("medtrack_vocal_distress_score", "gauge",
-                     "Vocal-distress score: P(scream)+P(cry)+P(moan) over the last two sound windows.",
-                     float(vocal.get("score", 0.0)))
-            w.sample("medtrack_vocal_distress_present", "gauge",
-                     "1 while sustained or repeated screaming, crying or moaning is heard.",
-                     1.0 if vocal.get("present") else 0.0)
-    snap = hub.alarm_snapshot() or {}
-    w.sample("medtrack_alarm_active", "gauge", "1 while an alarm is active.", 1.0 if snap.get("active") else 0.0)
-    priority = snap.get("priority") if snap.get("active") else None
-    for prio in ("high", "medium", "low"):
-        w.sample("medtrack_alarm_priority", "gauge", "1 for the priority of the active alarm.",
-                 1.0 if prio == priority else 0.0, {"priority": prio})
-    counts = counters.counts if counters else Counter()
-    if not counts:
-        w.sample("medtrack_alarm_events_total", "counter", "Alarm events since start, by kind and priority.",
-                 0, {"kind": "raised", "priority": "high"})
-    for (kind, prio), n in sorted(counts.items()):
-        w.sample("medtrack_alarm_events_total", "counter", "Alarm events since start, by kind and priority.",
-                 n, {"kind": kind, "priority": prio})
+            f.gauge("medtrack_vocal_distress_score",
+                    "Vocal-distress score: P(scream)+P(cry)+P(moan) over the last two sound windows.",
+                    float(vocal.get("score", 0.0)))
+            f.gauge("medtrack_vocal_distress_present",
+                    "1 while sustained or repeated screaming, crying or moaning is heard.",
+                    1.0 if vocal.get("present") else 0.0)
 
-    metrics = dict(hub.metrics)
-    fps_key = next((k for k in FPS_KEYS if k in metrics), None)
-    if fps_key is not None:
-        value = _number(metrics.pop(fps_key))
-        if value is not None:
-            w.sample("medtrack_analysed_fps", "gauge", "Frames analysed per second by the pipeline.", value)
-    for key in sorted(metrics):
-        value = _number(metrics[key])
-        if value is None:
-            continue
-        m = _STAGE_RE.match(key)
-        if m:
-            w.sample("medtrack_stage_latency_ms", "gauge", "Pipeline stage latency in milliseconds.", value,
-                     {"stage": m["stage"], "stat": m["stat"] or "last"})
-    for key in sorted(metrics):
-        value = _number(metrics[key])
-        if value is None or _STAGE_RE.match(key):
-            continue
-        name = "medtrack_" + _NAME_BAD.sub("_", key)
-        w.sample(name, "gauge", f"Service metric {key}.", value)
+    def _alarm(self, f: _Families) -> None:
+        snap = self.hub.alarm_snapshot() or {}
+        f.gauge("medtrack_alarm_active", "1 while an alarm is active.", 1.0 if snap.get("active") else 0.0)
+        priority = snap.get("priority") if snap.get("active") else None
+        for prio in ("high", "medium", "low"):
+            f.gauge("medtrack_alarm_priority", "1 for the priority of the active alarm.",
+                    1.0 if prio == priority else 0.0, {"priority": prio})
+        help_text = "Alarm events since start, by kind and priority."
+        counts = self.counters.counts if self.counters else Counter()
+        if not counts:
+            f.counter("medtrack_alarm_events_total", help_text, 0, {"kind": "raised", "priority": "high"})
+        for (kind, prio), n in sorted(counts.items()):
+            f.counter("medtrack_alarm_events_total", help_text, n, {"kind": kind, "priority": prio})
 
-    for source, health in sorted(hub.health.items()):
-        w.sample("medtrack_source_up", "gauge", "1 when the source or stage is ok or degraded, 0 when not.",
-                 1.0 if health.status in UP_STATUSES else 0.0, {"source": source})
-    for source, health in sorted(hub.health.items()):
-        w.sample("medtrack_source_status", "gauge", "1 for the current status of each source.", 1.0,
-                 {"source": source, "status": health.status})
-
-    if system:
-        for key, help_text in (("cpu_percent", "CPU use of the box in percent."),
-                               ("temperature_c", "CPU temperature in degrees Celsius."),
-                               ("memory_used_percent", "Memory in use in percent."),
-                               ("disk_used_percent", "State directory disk use in percent.")):
-            value = _number(system.get(key))
-            if value is not None and f"medtrack_{key}" not in w._declared:
-                w.sample(f"medtrack_system_{key}", "gauge", help_text, value)
-    w.sample("medtrack_uptime_seconds", "gauge", "Seconds since the service started.", hub.uptime_s())
-    w.sample("medtrack_build_info", "gauge", "Software version.", 1.0, {"version": __version__})
-    return w.text()
-
-
-class SystemStats:
-    """CPU %, temperature, memory and disk of the box (Linux /proc, /sys); missing readings are None."""
-
-    def __init__(self, disk_path: str | Path = "/", proc: str | Path = "/proc", sys_path: str | Path = "/sys"):
-        self.disk_path = Path(disk_path)
-        self.proc = Path(proc)
-        self.sys = Path(sys_path)
-        self._last_cpu: tuple[int, int] | None = None
-        self._last: dict[str, Any] = {}
-        self._last_t = float("-inf")
-        self._cpu_percent()  # prime: the first read() then has a delta
-
-    def _cpu_percent(self) -> float | None:
-        try:
-            fields = (self.proc / "stat").read_text().splitlines()[0].split()[1:]
-            values = [int(v) for v in fields]
-        except (OSError, ValueError, IndexError):
-            return None
-        idle = values[3] + (values[4] if len(values) > 4 else 0)
-        total = sum(values[:8])
-        prev, self._last_cpu = self._last_cpu, (idle, total)
-        if prev is None or total <= prev[1]:
-            return None
-        return round(100.0 * (1 - (idle - prev[0]) / (total - prev[1])), 1)
-
-    def _temperature(self) -> float | None:
-        for zone in sorted(self.sys.glob("class/thermal/thermal_zone*/temp")):
-            try:
-                return round(int(zone.read_text().strip()) / 1000.0, 1)
-            except (OSError, ValueError):
+    def _hub_metrics(self, f: _Families) -> None:
+        metrics = dict(self.hub.metrics)
+        fps_key = next((k for k in FPS_KEYS if k in metrics), None)
+        if fps_key is not None:
+            value = _number(metrics.pop(fps_key))
+            if value is not None:
+                f.gauge("medtrack_analysed_fps", "Frames analysed per second by the pipeline.", value)
+        numbers = {k: v for k in sorted(metrics) if (v := _number(metrics[k])) is not None}
+        for key, value in numbers.items():
+            if m := _STAGE_RE.match(key):
+                f.gauge("medtrack_stage_latency_ms", "Pipeline stage latency in milliseconds.", value,
+                        {"stage": m["stage"], "stat": m["stat"] or "last"})
+        for key, value in numbers.items():
+            name = "medtrack_" + _NAME_BAD.sub("_", key)
+            if _STAGE_RE.match(key) or name in f.by_name:
                 continue
-        return None
+            help_text = TEMPERATURE_HELP if key == TEMPERATURE else f"Service metric {key}."
+            f.gauge(name, help_text, value)
 
-    def _memory(self) -> tuple[float | None, float | None]:
-        try:
-            info = {}
-            for line in (self.proc / "meminfo").read_text().splitlines():
-                key, _, rest = line.partition(":")
-                info[key] = int(rest.split()[0]) * 1024
-            total, avail = info["MemTotal"], info["MemAvailable"]
-        except (OSError, ValueError, KeyError, IndexError):
-            return None, None
-        return round(100.0 * (total - avail) / total, 1), round(total / 2**20, 1)
+    def _sources(self, f: _Families) -> None:
+        health = sorted(self.hub.health.items())
+        for source, h in health:
+            f.gauge("medtrack_source_up", "1 when the source or stage is ok or degraded, 0 when not.",
+                    1.0 if h.status in UP_STATUSES else 0.0, {"source": source})
+        for source, h in health:
+            f.gauge("medtrack_source_status", "1 for the current status of each source.", 1.0,
+                    {"source": source, "status": h.status})
 
-    def read(self, max_age_s: float = 2.0) -> dict[str, Any]:
-        """Current readings (cached for ``max_age_s``: cheap under load)."""
-        now = time.monotonic()
-        if now - self._last_t < max_age_s:
-            return self._last
-        mem_pct, mem_total = self._memory()
-        try:
-            du = shutil.disk_usage(self.disk_path if self.disk_path.exists() else "/")
-            disk_pct: float | None = round(100.0 * du.used / du.total, 1)
-            disk_free_mb: float | None = round(du.free / 2**20, 1)
-        except OSError:
-            disk_pct = disk_free_mb = None
-        try:
-            load1: float | None = round(os.getloadavg()[0], 2)
-        except OSError:
-            load1 = None
-        self._last = {
-            "cpu_percent": self._cpu_percent(), "temperature_c": self._temperature(),
-            "memory_used_percent": mem_pct, "memory_total_mb": mem_total,
-            "disk_used_percent": disk_pct, "disk_free_mb": disk_free_mb, "load_1m": load1,
-        }
-        self._last_t = now
-        return self._last
+    def _system(self, f: _Families) -> None:
+        system = self.system or {}
+        temp = _number(system.get("temperature_c"))
+        if temp is not None and f"medtrack_{TEMPERATURE}" not in f.by_name:   # the alarm has not read it yet
+            f.gauge(f"medtrack_{TEMPERATURE}", TEMPERATURE_HELP, temp)
+        for key, help_text in SYSTEM_GAUGES:
+            value = _number(system.get(key))
+            if value is not None:
+                f.gauge(f"medtrack_system_{key}", help_text, value)
+
+
+def render(hub: Hub, counters: AlarmCounters | None = None, system: dict[str, Any] | None = None) -> str:
+    """The Prometheus text exposition of the hub's state, alarms, sources and metrics."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(HubCollector(hub, counters, system))   # type: ignore[arg-type]
+    return generate_latest(registry).decode()

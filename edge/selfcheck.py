@@ -16,7 +16,6 @@ import importlib
 import json
 import math
 import os
-import shutil
 import socket
 import statistics
 import tempfile
@@ -31,11 +30,10 @@ import numpy as np
 
 from edge import __version__
 from edge.config import Config, ConfigError, load
+from edge.host import THERMAL_DIR, THROTTLED_FILE, disk_usage, read_throttled, thermal_glob, thermal_zones
 from edge.models import ModelSpec, box_models
 
 OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
-THERMAL_DIR = Path("/sys/class/thermal")
-THROTTLED_FILE = Path("/sys/devices/platform/soc/soc:firmware/get_throttled")  # Raspberry Pi firmware
 DISK_WARN_BYTES = 1 << 30
 DISK_FAIL_BYTES = 100 << 20
 QUIET_DBFS = -60.0
@@ -124,13 +122,6 @@ def check_config(cfg: Config) -> CheckResult:
                                      f"gpio {'on' if cfg.gpio.enabled else 'off'})")
 
 
-def _existing_parent(path: Path) -> Path:
-    p = path.resolve()
-    while not p.exists() and p != p.parent:
-        p = p.parent
-    return p
-
-
 def check_state_dir(cfg: Config) -> CheckResult:
     d = cfg.state_path
     if not d.is_dir():
@@ -157,8 +148,7 @@ def _user() -> str:
 
 
 def check_disk(cfg: Config) -> CheckResult:
-    where = _existing_parent(cfg.state_path)
-    usage = shutil.disk_usage(where)
+    where, usage = disk_usage(cfg.state_path)
     free_gb = usage.free / 1e9
     details = {"path": str(where), "free_bytes": usage.free, "total_bytes": usage.total}
     text = f"{free_gb:.1f} GB free of {usage.total / 1e9:.1f} GB at {where}"
@@ -171,20 +161,8 @@ def check_disk(cfg: Config) -> CheckResult:
 
 def check_temperature(cfg: Config, thermal_dir: Path = THERMAL_DIR,
                       throttled_file: Path = THROTTLED_FILE) -> CheckResult:
-    zones: dict[str, float] = {}
-    for zone in sorted(thermal_dir.glob("thermal_zone*")):
-        try:
-            milli = int((zone / "temp").read_text().strip())
-        except (OSError, ValueError):
-            continue
-        try:
-            kind = (zone / "type").read_text().strip()
-        except OSError:
-            kind = zone.name
-        zones[f"{zone.name}:{kind}"] = milli / 1000.0
-    throttled = None
-    with contextlib.suppress(OSError, ValueError):
-        throttled = int(throttled_file.read_text().strip(), 16)
+    zones = thermal_zones(thermal_glob(thermal_dir))
+    throttled = read_throttled(throttled_file)
     details: dict[str, Any] = {"zones": zones, "limit_c": cfg.alarm.temperature_limit_c}
     if throttled is not None:
         details["throttled"] = hex(throttled)
@@ -231,42 +209,17 @@ def check_port(cfg: Config) -> CheckResult:
 
 # ------------------------------------------------------------------------------------ GPIO
 
-def pin_factory(name: str) -> tuple[Any, bool]:
-    """(gpiozero pin factory, is_mock) for [gpio] pin_factory, chosen as the service chooses it
-    (edge.outputs.gpio.make_pin_factory); 'auto' falls back to mock pins off a Pi."""
-    if name == "jetson":
-        from edge.outputs.jetson_pins import JetsonFactory
-
-        return JetsonFactory(), False
-    try:
-        gpio_mod = importlib.import_module("edge.outputs.gpio")
-    except ImportError:
-        gpio_mod = None
-    if gpio_mod is not None and hasattr(gpio_mod, "make_pin_factory"):
-        factory, mock = gpio_mod.make_pin_factory(name)
-        return factory, bool(mock)
-    if name in ("mock", "auto"):  # fallback without edge.outputs.gpio
-        from gpiozero.pins.mock import MockFactory, MockPWMPin
-
-        return MockFactory(pin_class=MockPWMPin), True
-    module, cls = {"lgpio": ("gpiozero.pins.lgpio", "LGPIOFactory"),
-                   "rpigpio": ("gpiozero.pins.rpigpio", "RPiGPIOFactory"),
-                   "native": ("gpiozero.pins.native", "NativeFactory")}[name]
-    return getattr(importlib.import_module(module), cls)(), False
-
-
 def check_gpio(cfg: Config, factory: Any = None) -> CheckResult:
+    """Claim the pins through the service's own setup (:mod:`edge.outputs.gpio`), then let go."""
     g = cfg.gpio
     if not g.enabled:
         return CheckResult("gpio", SKIP, "gpio disabled (alarms only on the status page / MQTT)")
-    try:
-        gpiozero = importlib.import_module("gpiozero")
-    except ImportError as exc:
-        return CheckResult("gpio", FAIL, f"gpiozero not available ({exc}); pip install gpiozero")
+    from edge.outputs import gpio
+
     mock = False
     if factory is None:
         try:
-            factory, mock = pin_factory(g.pin_factory)
+            factory, mock = gpio.make_pin_factory(g.pin_factory)
         except Exception as exc:  # noqa: BLE001 - library-specific errors
             return CheckResult("gpio", FAIL, f"pin factory {g.pin_factory!r} unavailable ({exc}); on a Pi install "
                                              "python3-lgpio, off a Pi set [gpio] pin_factory = 'mock'")
@@ -275,28 +228,25 @@ def check_gpio(cfg: Config, factory: Any = None) -> CheckResult:
                                              "mock pins and nothing would sound; on a Pi install python3-lgpio, "
                                              "on a Jetson set pin_factory = 'jetson' (docs/DEVICE.md), else set "
                                              "[gpio] enabled = false", {"pin_factory": g.pin_factory})
-    kw = {"pin_factory": factory}
-    devices: list[Any] = []
     details: dict[str, Any] = {"pin_factory": g.pin_factory, "mock": mock}
     try:
-        for label, make in (("buzzer", lambda: gpiozero.Buzzer(g.buzzer_pin, **kw)),
-                            ("led", lambda: _led(gpiozero, g.led_pin, kw, details)),
-                            ("button", lambda: gpiozero.Button(g.button_pin, pull_up=True, **kw))):
-            try:
-                devices.append(make())
-            except Exception as exc:  # noqa: BLE001 - BadPinFactory, GPIOPinInUse, 'GPIO busy' ...
-                pin = getattr(g, f"{label}_pin")
-                hint = ("another process holds it (medtrack.service? `sudo systemctl stop medtrack`)"
-                        if "busy" in str(exc).lower() or "in use" in str(exc).lower()
-                        else "check [gpio] pin_factory and that the user is in group gpio")
-                return CheckResult("gpio", FAIL, f"{label} pin BCM {pin} cannot be claimed "
-                                                 f"({type(exc).__name__}: {exc}); {hint}", details)
-        button = devices[2]
-        details["factory_class"] = type(devices[0].pin_factory).__name__
+        buzzer, led, button = gpio.build_devices(g, factory)
+    except Exception as exc:  # noqa: BLE001 - GpioError, or a board library's own ('GPIO busy' ...)
+        cause = getattr(exc, "cause", None) or exc
+        hint = ("another process holds it (medtrack.service? `sudo systemctl stop medtrack`)"
+                if "busy" in str(cause).lower() or "in use" in str(cause).lower()
+                else "check [gpio] pin_factory and that the user is in group gpio")
+        what = (f"{exc.device} pin BCM {exc.pin}" if isinstance(exc, gpio.GpioError) and exc.device else
+                f"pins BCM {g.buzzer_pin}/{g.led_pin}/{g.button_pin}")
+        return CheckResult("gpio", FAIL, f"{what} cannot be claimed ({type(cause).__name__}: {cause}); {hint}",
+                           details)
+    try:
+        details["led_pwm"] = led.pwm
+        details["factory_class"] = type(buzzer.device.pin_factory).__name__
         pressed = bool(button.is_pressed)
         details["button_pressed"] = pressed
     finally:
-        for dev in reversed(devices):
+        for dev in (button, led.device, buzzer.device):
             with contextlib.suppress(Exception):
                 dev.close()
     text = (f"buzzer BCM {g.buzzer_pin}, LED BCM {g.led_pin}, button BCM {g.button_pin} claimed "
@@ -307,16 +257,6 @@ def check_gpio(cfg: Config, factory: Any = None) -> CheckResult:
         return CheckResult("gpio", WARN, text + "; the button reads pressed: release it, or check the "
                                                 "wiring (pin shorted to ground?)", details)
     return CheckResult("gpio", OK, text, details)
-
-
-def _led(gpiozero: Any, pin: int, kw: dict[str, Any], details: dict[str, Any]) -> Any:
-    try:
-        led = gpiozero.PWMLED(pin, **kw)
-        details["led_pwm"] = True
-        return led
-    except gpiozero.exc.PinPWMUnsupported:
-        details["led_pwm"] = False
-        return gpiozero.LED(pin, **kw)
 
 
 # ------------------------------------------------------------------------------------ models
@@ -381,20 +321,21 @@ def check_models(cfg: Config, runs: int = 10) -> list[CheckResult]:
 
 def _frames_edge_capture(cfg: Config, n: int) -> tuple[list[np.ndarray], dict[str, Any]]:
     """N frames from the configured backend through edge.capture.camera (the service's own readers)."""
-    mod = importlib.import_module("edge.capture.camera")
-    capture_error = importlib.import_module("edge.capture").CaptureError
+    from edge.capture import CaptureError
+    from edge.capture import camera as mod
+
     factory = mod.make_reader(cfg.camera)
     reader = factory()
     try:
         try:
             reader.open()
-        except capture_error as exc:
+        except CaptureError as exc:
             raise CheckFailed(str(exc)) from exc
         frames = []
         for _ in range(n):
             try:
                 img = reader.read()
-            except capture_error as exc:
+            except CaptureError as exc:
                 if not frames:
                     raise CheckFailed(str(exc)) from exc
                 break
@@ -408,34 +349,6 @@ def _frames_edge_capture(cfg: Config, n: int) -> tuple[list[np.ndarray], dict[st
         reader.close()
 
 
-def _frames_file(cfg: Config, n: int) -> tuple[list[np.ndarray], dict[str, Any]]:
-    """Fallback without edge.capture: a video file straight through OpenCV."""
-    import cv2
-
-    cap = cv2.VideoCapture(cfg.camera.file)
-    try:
-        if not cap.isOpened():
-            raise CheckFailed(f"video file {cfg.camera.file} cannot be opened; use an MP4/AVI/MKV that "
-                              "ffmpeg can read")
-        frames = []
-        for _ in range(n):
-            ok, frame = cap.read()
-            if not ok:
-                break
-            frames.append(frame)
-        return frames, {"source": f"file {cfg.camera.file}", "nominal_fps": float(cap.get(cv2.CAP_PROP_FPS) or 0)}
-    finally:
-        cap.release()
-
-
-def _have(module: str) -> bool:
-    try:
-        importlib.import_module(module)
-    except ImportError:
-        return False
-    return True
-
-
 def check_camera(cfg: Config, frames: int = 20, timeout_s: float = 15.0) -> CheckResult:
     c = cfg.camera
     if c.backend == "none":
@@ -443,12 +356,7 @@ def check_camera(cfg: Config, frames: int = 20, timeout_s: float = 15.0) -> Chec
 
     def grab() -> tuple[list[np.ndarray], dict[str, Any], float]:
         t0 = time.perf_counter()
-        if _have("edge.capture.camera"):
-            got = _frames_edge_capture(cfg, frames)
-        elif c.backend == "file":
-            got = _frames_file(cfg, frames)
-        else:
-            raise CheckFailed(f"{c.backend} camera not available: edge.capture.camera cannot be imported")
+        got = _frames_edge_capture(cfg, frames)
         return got[0], got[1], time.perf_counter() - t0
 
     try:
@@ -497,8 +405,9 @@ def level_meter(audio: np.ndarray) -> dict[str, Any]:
 
 def _audio_edge_capture(cfg: Config, seconds: float, timeout_s: float) -> tuple[np.ndarray, int, dict[str, Any]]:
     """~seconds of 16 kHz audio from the configured backend through edge.capture.microphone."""
-    mod = importlib.import_module("edge.capture.microphone")
-    capture_error = importlib.import_module("edge.capture").CaptureError
+    from edge.capture import CaptureError
+    from edge.capture import microphone as mod
+
     m = cfg.microphone
     is_file = m.backend == "file"
     section = dataclasses.replace(m, realtime=False, loop=True) if is_file else m
@@ -520,7 +429,7 @@ def _audio_edge_capture(cfg: Config, seconds: float, timeout_s: float) -> tuple[
 
     try:
         backend.open()
-    except capture_error as exc:
+    except CaptureError as exc:
         raise CheckFailed(str(exc)) from exc
     thread = threading.Thread(target=runner, daemon=True, name="selfcheck-mic")
     chunks: list[np.ndarray] = []
@@ -548,30 +457,13 @@ def _audio_edge_capture(cfg: Config, seconds: float, timeout_s: float) -> tuple[
     return audio, rate, {"source": source, "info": info[0] if info else ""}
 
 
-def _audio_file(cfg: Config, seconds: float) -> tuple[np.ndarray, int, dict[str, Any]]:
-    """Fallback without edge.capture: a WAV/FLAC file straight through soundfile."""
-    import soundfile as sf
-
-    path = cfg.microphone.file
-    try:
-        info = sf.info(path)
-        data, rate = sf.read(path, frames=int(seconds * info.samplerate), dtype="float32", always_2d=True)
-    except Exception as exc:  # noqa: BLE001 - soundfile raises RuntimeError/LibsndfileError
-        raise CheckFailed(f"audio file {path} cannot be read ({exc}); give a WAV/FLAC file") from exc
-    return data.mean(axis=1), rate, {"source": f"file {path}"}
-
-
 def check_microphone(cfg: Config, seconds: float = 1.0, timeout_s: float = 10.0) -> CheckResult:
     m = cfg.microphone
     if m.backend == "none":
         return CheckResult("microphone", SKIP, "microphone.backend = 'none'")
 
     def grab() -> tuple[np.ndarray, int, dict[str, Any]]:
-        if _have("edge.capture.microphone"):
-            return _audio_edge_capture(cfg, seconds, timeout_s - 1)
-        if m.backend == "file":
-            return _audio_file(cfg, seconds)
-        raise CheckFailed(f"{m.backend} microphone not available: edge.capture.microphone cannot be imported")
+        return _audio_edge_capture(cfg, seconds, timeout_s - 1)
 
     try:
         audio, rate, details = _with_timeout(grab, timeout_s)

@@ -169,9 +169,6 @@ class Service:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             if exc.name == module_name:
-                if name == "web":
-                    log.info("web output not installed; serving the minimal /api/status")
-                    return serve_minimal_status
                 log.debug("output %s not available (%s)", name, module_name)
                 return None
             log.error("output %s cannot be imported: %s", name, exc)
@@ -303,28 +300,6 @@ def make_status_app(hub: Hub) -> Any:
     app = web.Application()
     app.router.add_get("/api/status", status)
     return app
-
-
-async def serve_minimal_status(hub: Hub, stop: asyncio.Event) -> None:
-    """Fallback web output (only when edge.outputs.web is absent): GET /api/status as JSON."""
-    from aiohttp import web
-
-    app = make_status_app(hub)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    cfg = hub.config.web
-    try:
-        site = web.TCPSite(runner, cfg.host, cfg.port)
-        await site.start()
-    except OSError as exc:
-        await runner.cleanup()
-        raise RuntimeError(f"cannot listen on {cfg.host}:{cfg.port} ({exc.strerror}); "
-                           "set [web] port or stop the other program") from None
-    hub.set_health("web", "ok", f"minimal status on {cfg.host}:{cfg.port}")
-    try:
-        await stop.wait()
-    finally:
-        await runner.cleanup()
 
 
 # ----------------------------------------------------------------------------------------- CLI

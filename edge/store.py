@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from edge.events import AlarmEvent, EmotionState
+from edge.timeline import Row, TimelineSampler
 
 if TYPE_CHECKING:
     from edge.hub import Hub
@@ -42,7 +43,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DB_NAME = "events.db"
-TIMELINE_INTERVAL_S = 1.0      # one timeline row per second at most
 TIMELINE_FLUSH_S = 10.0        # timeline rows are committed in batches this often
 TIMELINE_KEEP_HOURS = 48.0     # the timeline is only for recent charts; events keep retention_days
 PRUNE_EVERY_S = 600.0
@@ -117,9 +117,8 @@ class EventStore:
         self.retention_days = retention_days
         self.max_bytes = int(max_mb * 1024 * 1024)
         self.wall_clock = wall_clock
-        self._pending: list[tuple[float, str, float, int]] = []
-        self._last_state_ts = float("-inf")
-        self._last_alarm: int | None = None
+        self._pending: list[Row] = []
+        self._sampler = TimelineSampler()
         self._conn = self._open()
 
     # ------------------------------------------------------------------ opening and migrations
@@ -232,15 +231,12 @@ class EventStore:
             raise StoreError(f"event database {self.path}: could not record event ({exc})") from None
 
     def add_state(self, state: EmotionState, alarm_active: bool, ts: float | None = None) -> bool:
-        """Buffer a timeline row if at least TIMELINE_INTERVAL_S passed since the last one
-        (an alarm change is always kept). Returns True when a row was buffered."""
-        ts = self.wall_clock() if ts is None else ts
-        alarm = 1 if alarm_active else 0
-        if ts - self._last_state_ts < TIMELINE_INTERVAL_S and alarm == self._last_alarm:
-            return False
-        self._last_state_ts, self._last_alarm = ts, alarm
-        self._pending.append((ts, state.label, round(float(state.distress), 4), alarm))
-        return True
+        """Buffer a timeline row when :class:`edge.timeline.TimelineSampler` keeps the state.
+        Returns True when a row was buffered."""
+        row = self._sampler.row(state, alarm_active, self.wall_clock() if ts is None else ts)
+        if row is not None:
+            self._pending.append(row)
+        return row is not None
 
     def flush_states(self) -> int:
         """Commit buffered timeline rows in one transaction; returns how many."""

@@ -13,6 +13,7 @@ from gpiozero.exc import PinPWMUnsupported
 
 from edge import selfcheck
 from edge.config import from_dict
+from edge.outputs import gpio as gpio_mod
 from edge.outputs.jetson_pins import JetsonFactory
 
 
@@ -129,5 +130,5 @@ def test_missing_library_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> No
 
 
 def test_config_selects_the_adapter(gpio: FakeGPIO) -> None:
-    factory, mock = selfcheck.pin_factory(from_dict({"gpio": {"pin_factory": "jetson"}}).gpio.pin_factory)
+    factory, mock = gpio_mod.make_pin_factory(from_dict({"gpio": {"pin_factory": "jetson"}}).gpio.pin_factory)
     assert isinstance(factory, JetsonFactory) and not mock

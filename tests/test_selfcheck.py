@@ -227,17 +227,6 @@ def test_level_meter() -> None:
     assert selfcheck.level_meter(np.zeros(10))["rms_dbfs"] == -120.0
 
 
-def test_file_fallbacks_without_edge_capture(media: dict[str, Path], monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(selfcheck, "_have", lambda module: False)
-    cfg = from_dict(raw_config(media))
-    assert selfcheck.check_camera(cfg, frames=5).status == OK
-    assert selfcheck.check_microphone(cfg).status == OK
-    live = from_dict(raw_config(media, camera={"backend": "opencv"}, microphone={"backend": "pyaudio"}))
-    cam, mic = selfcheck.check_camera(live), selfcheck.check_microphone(live)
-    assert cam.status == FAIL and "not available" in cam.summary
-    assert mic.status == FAIL and "not available" in mic.summary
-
-
 class FakeModel:
     backend = "fake"
     input_shape = (1, 48, 48, 1)

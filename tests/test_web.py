@@ -470,7 +470,8 @@ async def test_metrics(env: Env) -> None:
     assert s['medtrack_stage_latency_ms{stage="face",stat="p50"}'] == 30.0
     assert s['medtrack_stage_latency_ms{stage="voice_window",stat="p50"}'] == 12.0
     assert s['medtrack_source_up{source="camera"}'] == 1 and s['medtrack_source_up{source="microphone"}'] == 0
-    assert s["medtrack_cpu_temp_c"] == 51.0
+    assert s["medtrack_cpu_temp_c"] == 51.0   # the one temperature series
+    assert "medtrack_system_temperature_c" not in s
 
 
 async def test_sse_delivers_state_and_alarm(env: Env) -> None:

@@ -231,7 +231,7 @@ async def test_probe_live_streams_are_capped_per_client(server: Server) -> None:
 async def test_probe_slow_headers_and_bodies_time_out(server: Server, monkeypatch: pytest.MonkeyPatch,
                                                       tmp_path: Path, unused_tcp_port_factory) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setitem(web.HANDLER_ARGS, "keepalive_timeout", 0.3)
-    monkeypatch.setattr(web, "BODY_TIMEOUT_S", 0.3)
+    monkeypatch.setattr(web.base, "BODY_TIMEOUT_S", 0.3)
     port = unused_tcp_port_factory()
     cfg = config_mod.from_dict({"service": {"state_dir": str(tmp_path)}, "web": {"host": "127.0.0.1", "port": port}})
     hub = Hub(cfg)
@@ -293,7 +293,7 @@ def test_accept_errors_are_one_line_per_interval(caplog: pytest.LogCaptureFixtur
     now = [0.0]
     loop = asyncio.new_event_loop()
     try:
-        quiet = web._QuietAccept(loop, web.LogLimiter(10.0, clock=lambda: now[0]))
+        quiet = web.QuietAccept(loop, web.LogLimiter(10.0, clock=lambda: now[0]))
         for i in range(10_000):
             now[0] = i * 0.001   # 10,000 refused accepts in 10 s
             quiet(loop, {"message": "socket.accept() out of system resource",

@@ -49,7 +49,12 @@ _FACTORIES = {
 
 
 class GpioError(RuntimeError):
-    """GPIO cannot be used; the message names the cause and the fix."""
+    """GPIO cannot be used; the message names the cause and the fix (``device``, ``pin`` and
+    ``cause``: the device that could not be opened, its pin and gpiozero's error)."""
+
+    def __init__(self, message: str, device: str = "", pin: int | None = None, cause: BaseException | None = None):
+        super().__init__(message)
+        self.device, self.pin, self.cause = device, pin, cause
 
 
 def mock_factory() -> Any:
@@ -205,20 +210,24 @@ def build_devices(cfg: GpioConfig, factory: Any, button: bool = True) -> tuple[P
     from gpiozero.exc import GPIOZeroError, PinPWMUnsupported
 
     made: list[Any] = []
+    opening, pin = "buzzer", cfg.buzzer_pin
     try:
         buzzer = Buzzer(cfg.buzzer_pin, pin_factory=factory)
         made.append(buzzer)
+        opening, pin = "led", cfg.led_pin
         try:
             led, pwm = PWMLED(cfg.led_pin, pin_factory=factory), True
         except PinPWMUnsupported:
             led, pwm = LED(cfg.led_pin, pin_factory=factory), False
         made.append(led)
+        opening, pin = "button", cfg.button_pin
         btn = Button(cfg.button_pin, pull_up=True, bounce_time=0.05, pin_factory=factory) if button else None
     except GPIOZeroError as exc:
         for device in made:
             device.close()
         raise GpioError(f"gpio: cannot open pins {cfg.buzzer_pin}/{cfg.led_pin}/{cfg.button_pin} ({exc}); "
-                        "check [gpio] pins, and that no other program (another medtrack?) uses them") from None
+                        "check [gpio] pins, and that no other program (another medtrack?) uses them",
+                        opening, pin, exc) from None
     return PinOutput(buzzer, "buzzer", False), PinOutput(led, "led", pwm), btn
 
 
