@@ -176,14 +176,13 @@ class AlarmService:
         self.emit(self.machine.tick(self.clock(), expect_states=expect))
 
 
-async def serve(hub: Hub, stop: asyncio.Event, *, clock: Callable[[], float] | None = None,
-                tick_s: float = 0.25, thermal_glob: str | None = THERMAL_GLOB) -> None:
-    """Output protocol entry point: run the alarm logic until ``stop`` is set."""
+async def serve(hub: Hub, stop: asyncio.Event, *, store: EventStore | None = None,
+                clock: Callable[[], float] | None = None, tick_s: float = 0.25,
+                thermal_glob: str | None = THERMAL_GLOB) -> None:
+    """Task entry point: run the alarm logic until ``stop`` is set, first taking back the alarms
+    ``store`` (the service's event store, if any) still holds open."""
     service = AlarmService(hub, clock=clock, thermal_glob=thermal_glob)
     service.install()
-    from edge import store as store_mod  # the service attached it before any output started
-
-    store = store_mod.attached(hub)
     if store is not None:
         service.restore(store)
     sub = hub.states.subscribe(maxsize=256, name="alarm")

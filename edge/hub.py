@@ -2,9 +2,11 @@
 and the acknowledge entry point. The web server, MQTT, GPIO and store depend on this, not on
 the pipeline's internals.
 
-Output protocol: each output module exposes ``async def serve(hub: Hub, stop: asyncio.Event) -> None``
+Task protocol: each task module exposes ``async def serve(hub: Hub, stop: asyncio.Event, **needs)``
 that runs until ``stop`` is set (web: edge.outputs.web, MQTT: edge.outputs.mqtt, GPIO:
-edge.outputs.gpio, alarm logic: edge.alarm_service, event store: edge.store). Subscribers read
+edge.outputs.gpio, alarm logic: edge.alarm_service, event store: edge.store, systemd watchdog:
+edge.watchdog); ``needs`` are the objects the service owns and hands on by keyword (the event
+store, the MQTT outbox, the readiness; see ``edge.service.TASKS``). Subscribers read
 ``hub.states`` / ``hub.events`` through their own bounded subscription and can never block the
 pipeline.
 """

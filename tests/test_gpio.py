@@ -330,16 +330,6 @@ async def test_atexit_handler_switches_the_buzzer_off(vt, factory, monkeypatch):
     await asyncio.wait_for(task, 5)
 
 
-async def test_gpio_disabled_reports_and_waits():
-    hub = make_hub(enabled=False)
-    stop = asyncio.Event()
-    task = asyncio.create_task(gpio.serve(hub, stop))
-    await asyncio.sleep(0)
-    assert hub.health["gpio"].status == "disabled"
-    stop.set()
-    await asyncio.wait_for(task, 5)
-
-
 def test_sigterm_turns_the_buzzer_off_before_the_process_dies():
     script = textwrap.dedent("""
         import asyncio, logging, sys

@@ -281,10 +281,6 @@ async def serve(hub: Hub, stop: asyncio.Event, *, factory: Any = None, clock: Cl
                 sleep: Sleep = asyncio.sleep, poll_s: float = 0.25) -> None:
     """Output protocol entry point: drive the buzzer, LED and button until ``stop`` is set."""
     cfg = hub.config.gpio
-    if not cfg.enabled:
-        hub.set_health("gpio", "disabled", "gpio.enabled = false")
-        await stop.wait()
-        return
     clock = clock or time.monotonic
     mock = False
     if factory is None:

@@ -970,15 +970,10 @@ async def start_site(app: web.Application, host: str, port: int,
     return runner, bound
 
 
-async def serve(hub: Hub, stop: asyncio.Event) -> None:
+async def serve(hub: Hub, stop: asyncio.Event, store: EventStore | None = None) -> None:
     """Output protocol: serve the page and API until ``stop``. Any setup problem is one clear log
     line and health "web" down; it never stops the service (the alarm still sounds)."""
     cfg = hub.config
-    if not cfg.web.enabled:
-        hub.set_health("web", "disabled")
-        await stop.wait()
-        return
-    store = store_mod.attach(hub)
     try:
         auth = Authenticator(token_path(cfg.service.state_dir) if cfg.web.auth else None, enabled=cfg.web.auth)
         ssl_ctx = tls_context(cfg.web.tls_cert, cfg.web.tls_key) if cfg.web.tls_cert else None
