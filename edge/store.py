@@ -33,7 +33,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from edge.events import AlarmEvent, EmotionState
+from edge.events import AlarmEvent, EmotionState, utc_iso
 
 if TYPE_CHECKING:
     from edge.hub import Hub
@@ -389,8 +389,7 @@ class EventStore:
         return int(self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
 
-def _iso(epoch_s: float) -> str:
-    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+_iso = utc_iso
 
 
 def _epoch(iso: str) -> float:
