@@ -1,4 +1,5 @@
-"""Distress alarm state machine: pure logic with an injected clock, no asyncio and no I/O.
+"""Distress alarm state machine: pure logic with injected clocks (monotonic for every timer, wall
+for the time written on each event), no asyncio and no I/O.
 
 Conditions and priorities (IEC 60601-1-8 style):
 
@@ -25,7 +26,8 @@ active is acknowledged for the whole pause; technical alarms still sound. It end
 with :meth:`resume`. A distress condition still present afterwards is raised then.
 
 Every transition is returned as an :class:`~edge.events.AlarmEvent`; :meth:`AlarmMachine.signal`
-says what should sound and flash now. :meth:`AlarmMachine.restore` takes back, after a restart, a
+says what should sound and flash now (a :class:`Signal`); :meth:`AlarmMachine.snapshot` describes
+it all for the status page and changes nothing. :meth:`AlarmMachine.restore` takes back, after a restart, a
 distress-type alarm that was still open (``restored``): latched, with its priority, acknowledger and
 remaining silence.
 """
@@ -41,7 +43,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from edge.config import AlarmConfig
-from edge.events import AlarmEvent, EmotionState
+from edge.events import AlarmEvent, EmotionState, utc_iso
 
 PRIORITY_RANK: dict[str, int] = {"none": 0, "low": 1, "medium": 2, "high": 3}
 DISTRESS = "distress"
@@ -121,9 +123,11 @@ class AlarmMachine:
     """The alarm logic. Call :meth:`update` with each fused state (or a bare distress score) and
     :meth:`tick` on a timer; both return the events of the transitions they caused."""
 
-    def __init__(self, config: AlarmConfig, clock: Callable[[], float] = time.monotonic):
+    def __init__(self, config: AlarmConfig, clock: Callable[[], float] = time.monotonic,
+                 wall_clock: Callable[[], float] = time.time):
         self.config = config
-        self.clock = clock
+        self.clock = clock              # monotonic: every timer
+        self.wall_clock = wall_clock    # epoch seconds: the time written on each event
         now = clock()
         self._created = now
         self._score: float | None = None
@@ -251,7 +255,7 @@ class AlarmMachine:
             raise ValueError(f"pause minutes must be one of {', '.join(map(str, PAUSE_MINUTES))}, got {minutes!r}")
         now = self._now(now)
         until = now + minutes * 60.0
-        event = AlarmEvent(kind="paused", condition=MONITORING, priority="none", by=by,
+        event = AlarmEvent(kind="paused", condition=MONITORING, priority="none", by=by, time=self._time(),
                            detail={"minutes": minutes, "until": None})
         event.detail["until"] = _iso_plus(event.time, minutes * 60.0)
         self._pause = {"by": by, "since": event.time, "minutes": minutes, "until": until,
@@ -301,7 +305,7 @@ class AlarmMachine:
         if reason == "pause_ended":
             self._generation += 1
             self._reminder = (now + REMINDER_S, f"reminder:{self._generation}")
-        return [AlarmEvent(kind="resumed", condition=MONITORING, priority="none", by=by, detail={
+        return [AlarmEvent(kind="resumed", condition=MONITORING, priority="none", by=by, time=self._time(), detail={
             "reason": reason, "minutes": pause["minutes"], "paused_by": pause["by"],
             "paused_s": round(now - (pause["until"] - pause["minutes"] * 60.0), 1)})]
 
@@ -369,12 +373,11 @@ class AlarmMachine:
         return Signal(top.priority, visual, audio, paused, key, paused_mon)
 
     def snapshot(self, now: float | None = None) -> dict[str, Any]:
-        """Everything the status page shows about alarms (JSON-ready)."""
+        """Everything the status page shows about alarms (JSON-ready); changes nothing."""
         now = self._now(now)
         alarms = self._alarms()
         sig = self.signal(now)
         top = alarms[0].to_dict(now) if alarms else None
-        self._prune(now)
         return {
             "active": bool(alarms),
             "priority": sig.priority,
@@ -391,7 +394,7 @@ class AlarmMachine:
             "distress_present": self._present,
             "vocal_distress_present": self._vocal_present,
             "pending": self._pending,
-            "raised_last_hour": len(self._raises),
+            "raised_last_hour": sum(1 for t in self._raises if now - t < HOUR_S),
             "pause": self._pause_dict(now),
             "signal": asdict(sig),
         }
@@ -413,6 +416,9 @@ class AlarmMachine:
     def _now(self, now: float | None) -> float:
         return self.clock() if now is None else now
 
+    def _time(self) -> str:
+        return utc_iso(self.wall_clock())
+
     def _alarms(self) -> list[ActiveAlarm]:
         alarms = [a for a in (self._distress, self._vocal) if a] + list(self._low.values())
         # highest priority first; among lows, technical faults before no_patient, then newest
@@ -425,7 +431,7 @@ class AlarmMachine:
     def _event(self, kind: str, alarm: ActiveAlarm, by: str | None = None,
                detail: dict[str, Any] | None = None) -> AlarmEvent:
         distress = round(self._score, 4) if alarm.condition == DISTRESS and self._score is not None else None
-        return AlarmEvent(kind=kind, condition=alarm.condition, priority=alarm.priority, by=by,
+        return AlarmEvent(kind=kind, condition=alarm.condition, priority=alarm.priority, by=by, time=self._time(),
                           distress=distress, detail=detail or {})
 
     def _new_alarm(self, condition: str, priority: str, kind: str, now: float,

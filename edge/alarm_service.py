@@ -2,7 +2,9 @@
 
 Feeds it every fused state, ticks it on a timer, turns source health (camera, microphone, models,
 store), CPU temperature and pipeline stalls into technical alarms, serves acknowledgements and the
-status snapshot, and hands every event to ``hub.emit_event`` (recorded, then announced).
+status snapshot, hands every event to ``hub.emit_event`` (recorded, then announced) and publishes
+the machine's :class:`~edge.alarm.Signal` on ``hub.signals`` whenever it changes (what the buzzer
+and LED follow).
 
 At start, alarms the event store still holds open are taken back (:meth:`AlarmService.restore`):
 distress-type ones sound again, latched; technical and no-patient ones are closed in the log
@@ -20,7 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from edge.alarm import TECHNICAL_CONDITIONS, AlarmMachine
-from edge.events import AlarmEvent, EmotionState
+from edge.events import AlarmEvent, EmotionState, utc_iso
 from edge.host import THERMAL_GLOB, read_cpu_temperature
 from edge.hub import Hub
 
@@ -58,16 +60,17 @@ class AlarmService:
         self.clock = clock or hub.clock
         self.wall_clock = wall_clock
         self.config = hub.config.alarm
-        self.machine = AlarmMachine(self.config, self.clock)
+        self.machine = AlarmMachine(self.config, self.clock, wall_clock)
         self.thermal_glob = thermal_glob
         self.temp_every_s = temp_every_s
         self._next_temp = self.clock()
 
     def install(self) -> None:
-        """Register the acknowledge handler and the snapshot on the hub."""
+        """Register the acknowledge handler and the snapshot on the hub; publish the signal."""
         self.hub.set_ack_handler(self.acknowledge)
         self.hub.set_pause_handlers(self.pause, self.resume, self.press)
         self.hub.alarm_snapshot = self.snapshot
+        self.publish_signal()
 
     def restore(self, store: EventStore) -> int:
         """Take back the alarms the store holds open (see the module docstring); returns how many
@@ -92,7 +95,7 @@ class AlarmService:
                     detail={"raised_id": alarm["raised_id"]}, now=now)
             except ValueError:   # technical, no_patient: the live checks decide again
                 kind = "technical_cleared" if condition in TECHNICAL_CONDITIONS else "cleared"
-                events = [AlarmEvent(kind=kind, condition=condition, priority=priority,
+                events = [AlarmEvent(kind=kind, condition=condition, priority=priority, time=utc_iso(wall),
                                      detail={"reason": "service_restarted", "raised_id": alarm["raised_id"]})]
             else:
                 restored += bool(events)
@@ -106,6 +109,13 @@ class AlarmService:
             log.log(level, "alarm %s: %s (%s)%s", event.kind, event.condition, event.priority,
                     f" by {event.by}" if event.by else "")
             self.hub.emit_event(event)
+        self.publish_signal()
+
+    def publish_signal(self) -> None:
+        """Publish the machine's signal on ``hub.signals`` when it differs from the last one."""
+        sig = self.machine.signal(self.clock())
+        if sig != self.hub.signals.latest:
+            self.hub.signals.publish(sig)
 
     def on_state(self, state: EmotionState) -> None:
         self.emit(self.machine.update(state, self.clock()))
@@ -162,14 +172,13 @@ class AlarmService:
         self.emit(self.machine.tick(self.clock(), expect_states=expect))
 
 
-async def serve(hub: Hub, stop: asyncio.Event, *, clock: Callable[[], float] | None = None,
-                tick_s: float = 0.25, thermal_glob: str | None = THERMAL_GLOB) -> None:
-    """Output protocol entry point: run the alarm logic until ``stop`` is set."""
+async def serve(hub: Hub, stop: asyncio.Event, *, store: EventStore | None = None,
+                clock: Callable[[], float] | None = None, tick_s: float = 0.25,
+                thermal_glob: str | None = THERMAL_GLOB) -> None:
+    """Task entry point: run the alarm logic until ``stop`` is set, first taking back the alarms
+    ``store`` (the service's event store, if any) still holds open."""
     service = AlarmService(hub, clock=clock, thermal_glob=thermal_glob)
     service.install()
-    from edge import store as store_mod  # the service attached it before any output started
-
-    store = store_mod.attached(hub)
     if store is not None:
         service.restore(store)
     sub = hub.states.subscribe(maxsize=256, name="alarm")

@@ -13,6 +13,11 @@ def utc_now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
+def utc_iso(epoch_s: float) -> str:
+    """An epoch time (a wall clock's reading) in the format of :func:`utc_now_iso`."""
+    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 @dataclass(frozen=True)
 class ModalityReading:
     """One modality's latest classification: probabilities over the canonical labels."""

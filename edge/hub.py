@@ -2,11 +2,14 @@
 and the acknowledge entry point. The web server, MQTT, GPIO and store depend on this, not on
 the pipeline's internals.
 
-Output protocol: each output module exposes ``async def serve(hub: Hub, stop: asyncio.Event) -> None``
+Task protocol: each task module exposes ``async def serve(hub: Hub, stop: asyncio.Event, **needs)``
 that runs until ``stop`` is set (web: edge.outputs.web, MQTT: edge.outputs.mqtt, GPIO:
-edge.outputs.gpio, alarm logic: edge.alarm_service, event store: edge.store). Subscribers read
-``hub.states`` / ``hub.events`` through their own bounded subscription and can never block the
-pipeline.
+edge.outputs.gpio, alarm logic: edge.alarm_service, event store: edge.store, systemd watchdog:
+edge.watchdog); ``needs`` are the objects the service owns and hands on by keyword (the event
+store, the MQTT outbox, the readiness; see ``edge.service.TASKS``). Subscribers read
+``hub.states`` / ``hub.events`` / ``hub.signals`` (the alarm's :class:`~edge.alarm.Signal`, published
+by the alarm service on every change; the latest wins) through their own bounded subscription and
+can never block the pipeline.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from edge.alarm import Signal
 from edge.bus import Broadcast
 from edge.config import Config
 from edge.events import AlarmEvent, EmotionState, utc_now_iso
@@ -50,6 +54,7 @@ class Hub:
         self.started = clock()
         self.states: Broadcast[EmotionState] = Broadcast()
         self.events: Broadcast[AlarmEvent] = Broadcast()
+        self.signals: Broadcast[Signal] = Broadcast()   # what should sound and flash; subscribe with maxsize=1
         self.health: dict[str, SourceHealth] = {}
         self.metrics: dict[str, float] = {}   # gauges: fps, face_ms_p50, voice_ms, cpu_percent ...
         self.models: list[dict[str, Any]] = []  # TFLiteModel.info() of the loaded models

@@ -21,7 +21,6 @@ import asyncio
 import json
 import logging
 import sqlite3
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,27 +145,20 @@ class Outbox:
         self._db.close()
 
 
-_attached: weakref.WeakKeyDictionary[Hub, Outbox] = weakref.WeakKeyDictionary()
-
-
 def attach(hub: Hub) -> Outbox:
-    """The hub's outbox, opened in [service] state_dir and registered as a recorder once per hub.
+    """Open the outbox in [service] state_dir and register it as a recorder of the hub's events.
 
-    The service may call this before the pipeline starts; ``edge.outputs.mqtt.serve`` calls it too.
-    The recorder stays registered for the hub's lifetime, so events emitted while the MQTT output
-    restarts are still queued.
+    The service does this once, before the pipeline starts, and hands the outbox to
+    ``edge.outputs.mqtt.serve``: the recorder stays registered for the hub's lifetime, so events
+    emitted while the MQTT output restarts are still queued. The hub's ``mqtt_outbox_pending``
+    metric follows it from here on.
     """
-    outbox = _attached.get(hub)
-    if outbox is None:
-        outbox = Outbox.in_dir(hub.config.service.state_dir, hub.config.mqtt.outbox_max_events)
-        _attached[hub] = outbox
-        hub_ref = weakref.ref(hub)
+    outbox = Outbox.in_dir(hub.config.service.state_dir, hub.config.mqtt.outbox_max_events)
 
-        def publish_pending(n: int) -> None:
-            if (h := hub_ref()) is not None:
-                h.metrics["mqtt_outbox_pending"] = float(n)
+    def publish_pending(n: int) -> None:
+        hub.metrics["mqtt_outbox_pending"] = float(n)
 
-        outbox.on_change = publish_pending
-        publish_pending(outbox.pending())   # a backlog left by the last run shows at once
-        hub.add_recorder(outbox.enqueue)
+    outbox.on_change = publish_pending
+    publish_pending(outbox.pending())   # a backlog left by the last run shows at once
+    hub.add_recorder(outbox.enqueue)
     return outbox

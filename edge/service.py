@@ -1,10 +1,11 @@
-"""The service: builds the pipeline and outputs from a Config, supervises them, stops cleanly.
+"""The service: builds the pipeline and its tasks from a Config, supervises them, stops cleanly.
 
 ``Service(config).run()`` loads the models (a model that fails leaves its modality down; the other
-one still runs), starts every output that exists (alarm, GPIO, store, web, MQTT, systemd watchdog;
-each imported lazily, restarted with backoff when it fails, reported in ``hub.health``), then the
-capture sources and stage workers. SIGINT/SIGTERM set the stop event: capture stops, outputs flush
-and release (buzzer off), and everything is down within ``SHUTDOWN_S``.
+one still runs), opens what it owns and hands on (the event store, the MQTT outbox, the systemd
+readiness), starts every task of ``TASKS`` that exists and is enabled (event store, alarm, GPIO,
+web, MQTT, systemd watchdog; each imported lazily, restarted with backoff when it fails, reported
+in ``hub.health``), then the capture sources and stage workers. SIGINT/SIGTERM set the stop event:
+capture stops, tasks flush and release (buzzer off), and everything is down within ``SHUTDOWN_S``.
 """
 
 from __future__ import annotations
@@ -19,9 +20,11 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from edge import config as config_mod
 from edge.capture import Backoff, CaptureError, MediaClock
@@ -34,19 +37,35 @@ from edge.inference.runtime import ModelError
 from edge.pipeline import Pipeline
 from edge.stages import FaceStage, VoiceStage, load_face_stage, load_voice_stage
 
+if TYPE_CHECKING:
+    from edge.outbox import Outbox
+    from edge.store import EventStore
+    from edge.watchdog import Readiness
+
 log = logging.getLogger(__name__)
 
 SHUTDOWN_S = 1.8
 Serve = Callable[[Hub, asyncio.Event], Awaitable[None]]
 
-# name -> (module, [config section whose `enabled` gates it] or None)
-OUTPUTS: dict[str, tuple[str, str | None]] = {
-    "store": ("edge.store", None),
-    "alarm": ("edge.alarm_service", None),
-    "gpio": ("edge.outputs.gpio", "gpio"),
-    "web": ("edge.outputs.web", "web"),
-    "mqtt": ("edge.outputs.mqtt", "mqtt"),
-    "watchdog": ("edge.watchdog", None),
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A long-running task the service supervises beside the pipeline."""
+
+    module: str                   # its entry point is ``module.serve(hub, stop, **needs)``
+    section: str | None = None    # the config section whose ``enabled`` gates it (checked here only)
+    needs: tuple[str, ...] = ()   # what the service owns and hands it, by keyword: store, outbox, readiness
+
+
+# The supervised tasks: the outputs (GPIO, web, MQTT) and what stands behind them (event store,
+# alarm logic, systemd watchdog).
+TASKS: dict[str, TaskSpec] = {
+    "store": TaskSpec("edge.store", needs=("store",)),
+    "alarm": TaskSpec("edge.alarm_service", needs=("store",)),
+    "gpio": TaskSpec("edge.outputs.gpio", "gpio"),
+    "web": TaskSpec("edge.outputs.web", "web", needs=("store",)),
+    "mqtt": TaskSpec("edge.outputs.mqtt", "mqtt", needs=("outbox",)),
+    "watchdog": TaskSpec("edge.watchdog", needs=("readiness",)),
 }
 
 
@@ -80,14 +99,22 @@ def check_media(cfg: Config) -> None:
 
 
 class Service:
-    """One running MedTrack box."""
+    """One running MedTrack box.
 
-    def __init__(self, config: Config, *, outputs: list[str] | None = None,
+    Seams: ``tasks`` names the tasks of ``TASKS`` to run (default: all); ``serves`` gives entry
+    points used as they are instead of the modules' (a name there need not be in ``TASKS``);
+    ``make_reader`` and ``make_backend`` build the camera and microphone source factories."""
+
+    def __init__(self, config: Config, *, tasks: list[str] | None = None, serves: Mapping[str, Serve] | None = None,
                  stop_when_sources_end: bool = False, keep_serving: bool = False, retry_first_s: float = 0.5,
                  face_stage: FaceStage | None = None, voice_stage: VoiceStage | None = None,
-                 pace_fps: float | None = None, analysis_fps: float | None = None):
+                 pace_fps: float | None = None, analysis_fps: float | None = None,
+                 make_reader: Callable[..., Any] = make_reader, make_backend: Callable[..., Any] = make_backend):
         self.config = config
-        self.output_names = list(OUTPUTS) if outputs is None else outputs
+        self.task_names = list(TASKS) if tasks is None else tasks
+        self.serves = dict(serves or {})
+        self.make_reader = make_reader
+        self.make_backend = make_backend
         self.stop_when_sources_end = stop_when_sources_end
         self.keep_serving = keep_serving   # media files played to their end: say so, keep the page up
         self.retry_first_s = retry_first_s
@@ -101,8 +128,12 @@ class Service:
         self.hub = Hub(config, clock=self.clock)  # alarm timing follows media time in fast playback
         self.pipeline: Pipeline | None = None
         self.stop_event: asyncio.Event | None = None
-        self.output_tasks: dict[str, asyncio.Task[None]] = {}
+        self.tasks: dict[str, asyncio.Task[None]] = {}
         self.ready_at: float | None = None
+        # owned here, handed to the tasks that need them (TaskSpec.needs)
+        self.store: EventStore | None = None
+        self.outbox: Outbox | None = None
+        self.readiness: Readiness | None = None
 
     # ------------------------------------------------------------------------------- building
     def _load_stage(self, name: str, enabled: bool, loader: Callable[[Config], Any], given: Any) -> Any:
@@ -138,14 +169,14 @@ class Service:
             pipeline_ref[0].health_callback(name, status, detail)
 
         camera = microphone = None
-        reader_factory = make_reader(cfg.camera, pace_fps=self.pace_fps)
+        reader_factory = self.make_reader(cfg.camera, pace_fps=self.pace_fps)
         if face is None or reader_factory is None:
             self.hub.set_health("camera", "disabled", "no face stage" if face is None else "camera.backend = 'none'")
         else:
             camera = CameraSource(reader_factory, slot, on_health, clock=self.clock,
                                   realtime=cfg.camera.realtime, retry_first_s=self.retry_first_s,
                                   retry_max_s=cfg.camera.retry_max_s)
-        backend_factory = make_backend(cfg.microphone, self.clock)
+        backend_factory = self.make_backend(cfg.microphone, self.clock)
         if voice is None or backend_factory is None:
             self.hub.set_health("microphone", "disabled",
                                 "no voice stage" if voice is None else "microphone.backend = 'none'")
@@ -159,26 +190,55 @@ class Service:
         self.pipeline = pipeline
         return pipeline
 
-    # -------------------------------------------------------------------------------- outputs
-    def _resolve_output(self, name: str) -> Serve | None:
-        module_name, section = OUTPUTS[name]
+    # ---------------------------------------------------------------------------------- tasks
+    def _enabled(self, name: str) -> bool:
+        """The one check of a task's ``[section] enabled``; a disabled task is reported in health."""
+        spec = TASKS.get(name)
+        section = spec.section if spec is not None else None
         if section is not None and not getattr(getattr(self.config, section), "enabled", True):
             self.hub.set_health(name, "disabled", f"[{section}] enabled = false")
+            return False
+        return True
+
+    def _open_owned(self) -> None:
+        """Open what the tasks share, before the pipeline starts: the event store (the durable
+        recorder goes in before any alarm can fire), the MQTT outbox (records from the first event)
+        and the systemd readiness."""
+        if "store" in self.task_names:
+            with contextlib.suppress(ModuleNotFoundError):
+                self.store = importlib.import_module("edge.store").attach(self.hub)
+        if "mqtt" in self.task_names and self._enabled("mqtt"):
+            try:
+                self.outbox = importlib.import_module("edge.outbox").attach(self.hub)
+            except Exception as exc:  # noqa: BLE001 - the alarm on the box must run without MQTT
+                log.error("MQTT outbox unavailable: %s", exc)
+                self.hub.set_health("mqtt", "down", f"outbox unavailable: {exc}")
+        if "watchdog" in self.task_names:
+            with contextlib.suppress(ModuleNotFoundError):
+                self.readiness = importlib.import_module("edge.watchdog").Readiness(self.hub.clock)
+
+    def _resolve(self, name: str) -> Serve | None:
+        """The task's entry point with what it needs bound, or None (disabled, not installed)."""
+        if not self._enabled(name):
             return None
+        if name in self.serves:
+            return self.serves[name]
+        spec = TASKS[name]
+        module_name = spec.module
         try:
             module = importlib.import_module(module_name)
         except ModuleNotFoundError as exc:
             if exc.name == module_name:
-                log.debug("output %s not available (%s)", name, module_name)
+                log.debug("task %s not available (%s)", name, module_name)
                 return None
-            log.error("output %s cannot be imported: %s", name, exc)
+            log.error("task %s cannot be imported: %s", name, exc)
             self.hub.set_health(name, "down", f"import failed: {exc}")
             return None
-        except Exception as exc:  # noqa: BLE001 - a broken output must not stop the service
-            log.error("output %s cannot be imported: %s", name, exc)
+        except Exception as exc:  # noqa: BLE001 - a broken task must not stop the service
+            log.error("task %s cannot be imported: %s", name, exc)
             self.hub.set_health(name, "down", f"import failed: {exc}")
             return None
-        return module.serve
+        return partial(module.serve, **{need: getattr(self, need) for need in spec.needs})
 
     async def _supervise(self, name: str, serve: Serve, stop: asyncio.Event) -> None:
         backoff = Backoff(1.0, 30.0)
@@ -189,11 +249,11 @@ class Service:
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - restart the output, keep the pipeline
+            except Exception as exc:  # noqa: BLE001 - restart the task, keep the pipeline
                 if time.monotonic() - started > 60:
                     backoff.reset()
                 delay = backoff.next()
-                log.error("output %s failed: %s; restarting in %.0f s", name, exc, delay)
+                log.error("task %s failed: %s; restarting in %.0f s", name, exc, delay)
                 self.hub.set_health(name, "down", f"{type(exc).__name__}: {exc}; restarting")
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), delay)
@@ -213,27 +273,18 @@ class Service:
                 loop.add_signal_handler(sig, self._on_signal, sig)
         pipeline = self.build()
         gc.freeze()   # models and imports are long-lived: keep them out of every GC pass
-        if "store" in self.output_names:  # the durable recorder goes in before any alarm can fire
-            with contextlib.suppress(ModuleNotFoundError):
-                importlib.import_module("edge.store").attach(self.hub)
-        if "mqtt" in self.output_names and self.config.mqtt.enabled:  # outbox records from the first event
-            try:
-                importlib.import_module("edge.outbox").attach(self.hub)
-            except Exception as exc:  # noqa: BLE001 - the alarm on the box must run without MQTT
-                log.error("MQTT outbox unavailable: %s", exc)
-                self.hub.set_health("mqtt", "down", f"outbox unavailable: {exc}")
-        for name in self.output_names:
-            serve = self._resolve_output(name)
+        self._open_owned()
+        for name in self.task_names:
+            serve = self._resolve(name)
             if serve is not None:
-                self.output_tasks[name] = asyncio.create_task(self._supervise(name, serve, stop),
-                                                              name=f"output-{name}")
+                self.tasks[name] = asyncio.create_task(self._supervise(name, serve, stop), name=f"task-{name}")
         pipe_task = asyncio.create_task(pipeline.run(stop), name="pipeline")
         ender = asyncio.create_task(self._stop_when_ended(pipeline, stop), name="sources-ended")
         self.ready_at = time.monotonic()
-        if "watchdog" in self.output_tasks:
-            importlib.import_module("edge.watchdog").mark_ready(self.hub, "running")
-        log.info("MedTrack %s started (camera: %s, microphone: %s; outputs: %s)", self.config.service.device_id,
-                 self.config.camera.backend, self.config.microphone.backend, ", ".join(self.output_tasks) or "none")
+        if "watchdog" in self.tasks and self.readiness is not None:
+            self.readiness.mark("running")
+        log.info("MedTrack %s started (camera: %s, microphone: %s; tasks: %s)", self.config.service.device_id,
+                 self.config.camera.backend, self.config.microphone.backend, ", ".join(self.tasks) or "none")
         try:
             await stop.wait()
         finally:
@@ -262,7 +313,7 @@ class Service:
 
     async def _shutdown(self, pipe_task: asyncio.Task[None]) -> None:
         started = time.monotonic()
-        tasks = [pipe_task, *self.output_tasks.values()]
+        tasks = [pipe_task, *self.tasks.values()]
         done, pending = await asyncio.wait(tasks, timeout=SHUTDOWN_S)
         for task in pending:
             log.warning("%s did not stop within %.1f s; cancelling it", task.get_name(), SHUTDOWN_S)
@@ -273,33 +324,6 @@ class Service:
             if not task.cancelled() and task.exception() is not None:
                 log.error("%s ended with an error: %s", task.get_name(), task.exception())
         log.info("stopped in %.2f s", time.monotonic() - started)
-
-
-# ------------------------------------------------------------------------ minimal status server
-
-def status_document(hub: Hub) -> dict[str, Any]:
-    """The latest EmotionState and source health, as served by GET /api/status."""
-    state = hub.latest_state
-    return {
-        "device_id": hub.config.service.device_id,
-        "uptime_s": round(hub.uptime_s(), 1),
-        "state": state.to_dict() if state is not None else None,
-        "health": {name: h.to_dict() for name, h in hub.health.items()},
-        "metrics": dict(hub.metrics),
-        "alarm": hub.alarm_snapshot(),
-    }
-
-
-def make_status_app(hub: Hub) -> Any:
-    """The minimal aiohttp app: GET /api/status -> ``status_document`` as JSON."""
-    from aiohttp import web
-
-    async def status(_request: web.Request) -> web.Response:
-        return web.json_response(status_document(hub))
-
-    app = web.Application()
-    app.router.add_get("/api/status", status)
-    return app
 
 
 # ----------------------------------------------------------------------------------------- CLI

@@ -28,13 +28,12 @@ import shlex
 import sqlite3
 import sys
 import time
-import weakref
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from edge.events import AlarmEvent, EmotionState
+from edge.events import AlarmEvent, EmotionState, utc_iso
 from edge.timeline import Row, TimelineSampler
 
 if TYPE_CHECKING:
@@ -386,8 +385,7 @@ class EventStore:
         return int(self._conn.execute("SELECT COUNT(*) FROM events").fetchone()[0])
 
 
-def _iso(epoch_s: float) -> str:
-    return datetime.fromtimestamp(epoch_s, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+_iso = utc_iso
 
 
 def _epoch(iso: str) -> float:
@@ -402,42 +400,30 @@ def _split_sql(script: str) -> list[str]:
 
 # ---------------------------------------------------------------------- service wiring
 
-_attached: weakref.WeakKeyDictionary[Hub, EventStore | None] = weakref.WeakKeyDictionary()
-
-
 def store_path(state_dir: str | Path) -> Path:
     return Path(state_dir) / DB_NAME
 
 
 def attach(hub: Hub) -> EventStore | None:
-    """Open the hub's store once (idempotent) and register it as the hub's durable recorder.
+    """Open the event store in [service] state_dir and register it as the hub's durable recorder.
     On StoreError: log the one-line error, mark health "store" down and return None; the service
-    goes on without the store. The service should call this before the pipeline starts."""
-    if hub in _attached:
-        return _attached[hub]
+    goes on without the store. The caller owns the store: the service opens it once, before the
+    pipeline starts, and hands it to the tasks that use it (``serve`` here, the alarm, the web)."""
     cfg = hub.config
-    store: EventStore | None
     try:
         store = EventStore(store_path(cfg.service.state_dir), cfg.store.retention_days, cfg.store.max_mb)
     except StoreError as exc:
         log.error("%s", exc)
         hub.set_health("store", "down", str(exc))
-        store = None
-    else:
-        hub.add_recorder(store.record)
-        hub.set_health("store", "ok", str(store.path))
-    _attached[hub] = store
+        return None
+    hub.add_recorder(store.record)
+    hub.set_health("store", "ok", str(store.path))
     return store
 
 
-def attached(hub: Hub) -> EventStore | None:
-    """The store attach() opened for this hub (None if not attached or unavailable)."""
-    return _attached.get(hub)
-
-
-async def serve(hub: Hub, stop: asyncio.Event) -> None:
-    """Output protocol: record the state timeline, flush it in batches, prune in the background."""
-    store = attach(hub)
+async def serve(hub: Hub, stop: asyncio.Event, *, store: EventStore | None) -> None:
+    """Task entry point: record the state timeline in ``store`` (from :func:`attach`), flush it in
+    batches, prune in the background; without a store it only waits for ``stop``."""
     if store is None:
         await stop.wait()
         return

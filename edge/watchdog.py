@@ -3,13 +3,14 @@
 Wiring (edge.service):
 
     from edge import watchdog
-    tasks.append(asyncio.create_task(watchdog.serve(hub, stop)))   # with the other outputs
+    readiness = watchdog.Readiness(hub.clock)                       # the service owns it
+    tasks.append(asyncio.create_task(watchdog.serve(hub, stop, readiness=readiness)))
     ...  # load models, start camera + microphone sources
-    watchdog.mark_ready(hub)                                       # sends READY=1 (once)
+    readiness.mark()                                                # sends READY=1 (once)
 
 ``serve`` pings WATCHDOG=1 every WatchdogSec/2 (from $WATCHDOG_USEC) while, on ``hub.clock``, a
-new state reached ``hub.states`` within ``[alarm] stall_s`` (counted from ``mark_ready`` until the
-first state). Before ``mark_ready`` it pings unconditionally: ``TimeoutStartSec=`` bounds startup.
+new state reached ``hub.states`` within ``[alarm] stall_s`` (counted from ``Readiness.mark`` until
+the first state). Before that it pings unconditionally: ``TimeoutStartSec=`` bounds startup.
 When states stop, pings stop and systemd kills and restarts the service after WatchdogSec
 (worst case: stall_s + WatchdogSec). The pipeline must therefore publish states at a steady rate
 even with nobody in view (a stale/neutral state is fine), or an empty room looks like a stall.
@@ -21,7 +22,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import weakref
 from collections.abc import Callable
 
 from edge import sdnotify
@@ -31,29 +31,35 @@ log = logging.getLogger(__name__)
 
 STATUS_EVERY_S = 60.0
 
-_ready_at: weakref.WeakKeyDictionary[Hub, float] = weakref.WeakKeyDictionary()
+class Readiness:
+    """READY=1, sent once: the service marks it when capture and models are up, and the watchdog
+    counts its stall window from then (on ``clock``)."""
 
+    def __init__(self, clock: Callable[[], float], notifier: Callable[[str], bool] | None = None):
+        self.clock = clock
+        self.send = notifier or sdnotify.notify
+        self.at: float | None = None
 
-def mark_ready(hub: Hub, status: str | None = None, notifier: Callable[[str], bool] | None = None) -> bool:
-    """Call once capture and models are up: sends READY=1 (only the first time for this hub) and
-    starts the stall window. Returns True when READY=1 was sent now."""
-    if hub in _ready_at:
-        return False
-    _ready_at[hub] = hub.clock()
-    send = notifier or sdnotify.notify
-    return send("READY=1\nSTATUS=" + (status or "running: waiting for the first state"))
+    @property
+    def ready(self) -> bool:
+        return self.at is not None
 
-
-def is_ready(hub: Hub) -> bool:
-    return hub in _ready_at
+    def mark(self, status: str | None = None) -> bool:
+        """Send READY=1 (only the first time) and start the stall window. Returns True when
+        READY=1 was sent now."""
+        if self.at is not None:
+            return False
+        self.at = self.clock()
+        return self.send("READY=1\nSTATUS=" + (status or "running: waiting for the first state"))
 
 
 class PipelineWatchdog:
     """Decides, on each ``tick``, whether the pipeline is alive, and pings systemd if it is."""
 
-    def __init__(self, hub: Hub, stall_s: float | None = None, clock: Callable[[], float] | None = None,
-                 notifier: Callable[[str], bool] | None = None):
+    def __init__(self, hub: Hub, readiness: Readiness, stall_s: float | None = None,
+                 clock: Callable[[], float] | None = None, notifier: Callable[[str], bool] | None = None):
         self.hub = hub
+        self.readiness = readiness
         self.stall_s = hub.config.alarm.stall_s if stall_s is None else stall_s
         self.clock = clock or hub.clock
         self.send = notifier or sdnotify.notify
@@ -90,7 +96,7 @@ class PipelineWatchdog:
         if new:
             self.states_seen += new
             self.last_state_at = now
-        ready_at = _ready_at.get(self.hub)
+        ready_at = self.readiness.at
         if ready_at is None:
             return self.send("WATCHDOG=1")  # starting up: TimeoutStartSec= guards a hung start
         last = ready_at if self.last_state_at is None else max(ready_at, self.last_state_at)
@@ -112,23 +118,25 @@ class PipelineWatchdog:
         return self.send("WATCHDOG=1")
 
 
-async def serve(hub: Hub, stop: asyncio.Event, *, period_s: float | None = None,
-                notifier: Callable[[str], bool] | None = None) -> None:
-    """Output task: ping the systemd watchdog while states flow; STOPPING=1 when ``stop`` is set.
+async def serve(hub: Hub, stop: asyncio.Event, *, readiness: Readiness | None = None,
+                period_s: float | None = None, notifier: Callable[[str], bool] | None = None) -> None:
+    """Task entry point: ping the systemd watchdog while states flow; STOPPING=1 when ``stop`` is set.
 
+    ``readiness`` is the one the service marks (None: never marked, pings unconditionally).
     ``period_s`` defaults to half of $WATCHDOG_USEC; without a watchdog (or outside systemd) it only
     waits for ``stop``.
     """
     send = notifier or sdnotify.notify
+    readiness = readiness or Readiness(hub.clock, send)
     interval = sdnotify.watchdog_interval()
     if period_s is None and interval is not None:
         period_s = interval / 2
     if period_s is None or (notifier is None and not sdnotify.enabled()):
         await stop.wait()
-        if is_ready(hub):
+        if readiness.ready:
             send("STOPPING=1")
         return
-    wd = PipelineWatchdog(hub, notifier=send)
+    wd = PipelineWatchdog(hub, readiness, notifier=send)
     try:
         while not stop.is_set():
             wd.tick()

@@ -107,7 +107,7 @@ async def bench_pipeline(args: argparse.Namespace) -> dict[str, float | str | No
         gpio={"pin_factory": "mock"}, web={"enabled": False}, mqtt={"enabled": False},
     )
     outputs = [o for o in args.outputs.split(",") if o]
-    svc = Service(cfg, outputs=outputs, pace_fps=args.fps if args.paced else None, analysis_fps=analysis)
+    svc = Service(cfg, tasks=outputs, pace_fps=args.fps if args.paced else None, analysis_fps=analysis)
     sub = svc.hub.states.subscribe(maxsize=1)
     stop = asyncio.Event()
     task = asyncio.create_task(svc.run(stop))

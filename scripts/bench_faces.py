@@ -90,7 +90,7 @@ async def play(video: Path, state_dir: Path, base: config_mod.Config) -> list[di
         web=dataclasses.replace(base.web, enabled=False),
         mqtt=dataclasses.replace(base.mqtt, enabled=False),
     )
-    svc = Service(cfg, outputs=["store", "alarm", "gpio"], stop_when_sources_end=True)
+    svc = Service(cfg, tasks=["store", "alarm", "gpio"], stop_when_sources_end=True)
     sub = svc.hub.events.subscribe(maxsize=1024, name="bench")
     seen: list[dict[str, Any]] = []
 

@@ -240,7 +240,7 @@ async def run_web_bench(rate: float = 200.0, duration: float = 20.0, warmup: flo
         os.environ.setdefault("GPIOZERO_PIN_FACTORY", "mock")
         video, audio = find_demo_media()
         cfg = demo_config(base, video, audio, state_dir, "127.0.0.1", 8080)  # web served below
-        service = Service(cfg, outputs=["store", "alarm"])
+        service = Service(cfg, tasks=["store", "alarm"])
         hub = service.hub
         service_task = asyncio.create_task(service.run(stop))
 
@@ -258,8 +258,14 @@ async def run_web_bench(rate: float = 200.0, duration: float = 20.0, warmup: flo
 
     from edge import store as store_mod
 
-    store = store_mod.attach(hub)
-    store_task = asyncio.create_task(store_mod.serve(hub, stop))
+    store_task = None
+    if service_task is not None:   # the service opens the store and records the timeline
+        while service.ready_at is None and not service_task.done():
+            await asyncio.sleep(0.05)
+        store = service.store
+    else:
+        store = store_mod.attach(hub)
+        store_task = asyncio.create_task(store_mod.serve(hub, stop, store=store))
     auth = Authenticator(token_path(state_dir), enabled=True)
     app = web.make_app(hub, store, cfg, auth=auth)
     runner, port = await web.start_site(app, "127.0.0.1", 0)
@@ -281,8 +287,9 @@ async def run_web_bench(rate: float = 200.0, duration: float = 20.0, warmup: flo
         await runner.cleanup()
         if fake:
             fake.stop()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(store_task, 5)
+        if store_task:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(store_task, 5)
         if service_task:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(service_task, 10)

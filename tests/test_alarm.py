@@ -8,7 +8,7 @@ import math
 
 import pytest
 
-from edge.alarm import TECHNICAL_CONDITIONS, AlarmMachine
+from edge.alarm import TECHNICAL_CONDITIONS, AlarmMachine, Signal
 from edge.alarm_service import AlarmService, read_cpu_temperature, serve
 from edge.config import AlarmConfig, Config
 from edge.events import AlarmEvent, EmotionState
@@ -309,6 +309,27 @@ def test_hourly_cap_suppresses_with_one_event_then_recovers():
     assert got[0].detail["delayed_by"] == "hourly_cap"
 
 
+def test_snapshot_changes_nothing():
+    r = Rig(min_realarm_interval_s=0, latching=False)
+    raise_medium(r)
+    r.ack()
+    r.feed(0.1, 11)
+    r.clock.t += 3600.0                     # the raise is now over an hour old
+    before = list(r.m._raises)
+    assert r.m.snapshot()["raised_last_hour"] == 0
+    assert list(r.m._raises) == before      # counted, not pruned, while answering
+
+
+def test_event_times_follow_the_injected_wall_clock():
+    clock, wall = FakeClock(), [1_800_000_000.0]
+    m = AlarmMachine(cfg(), clock, wall_clock=lambda: wall[0])
+    got = m.set_technical("stalled", True, now=clock.t)
+    assert got[0].time == "2027-01-15T08:00:00.000Z"
+    wall[0] += 1.5
+    got = m.pause(5, "nurse", now=clock.t)
+    assert got[0].time == "2027-01-15T08:00:01.500Z" and got[0].detail["until"] == "2027-01-15T08:05:01.500Z"
+
+
 # ------------------------------------------------------------------------------ no patient
 
 def test_no_patient_low_alarm_and_its_clearing():
@@ -446,6 +467,24 @@ def test_service_emits_through_the_hub_recording_before_announcing():
     assert sub.get_nowait().kind == "acknowledged"
 
 
+def test_service_publishes_the_signal_when_it_changes():
+    clock = FakeClock()
+    hub = make_hub(clock)
+    signals = hub.signals.subscribe(maxsize=100)
+    svc = AlarmService(hub, clock=clock, thermal_glob=None)
+    svc.install()
+    assert signals.get_nowait() == Signal("none", "normal", None, False, "")
+    for _ in range(13):
+        clock.t += 0.5
+        svc.on_state(state(0.7))
+        svc.tick()
+    raised = signals.get_nowait()
+    assert (raised.visual, raised.audio) == ("medium", "medium") and signals.pending() == 0   # once
+    hub.acknowledge("web:ann")
+    assert signals.get_nowait() == dataclasses.replace(raised, audio=None, key="", paused=True)
+    assert svc.machine.signal() == hub.signals.latest
+
+
 def test_service_turns_health_into_technical_alarms():
     clock = FakeClock()
     hub = make_hub(clock)
@@ -503,6 +542,7 @@ async def test_serve_end_to_end_states_ack_and_stop():
     assert events.get_nowait().kind == "raised"
     assert hub.alarm_snapshot()["signal"]["audio"] == "medium"
     assert hub.acknowledge("button").kind == "acknowledged"
+    assert hub.signals.latest is not None and hub.signals.latest.audio is None   # acknowledged: silent
     stop.set()
     await asyncio.wait_for(task, 5)
     assert hub.states.subscribers == 0

@@ -30,6 +30,7 @@ from edge.events import AlarmEvent
 from edge.hub import Hub
 from edge.outputs import auth as auth_mod
 from edge.outputs import web
+from edge.store import EventStore
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "artifacts"
@@ -200,9 +201,8 @@ SCREAMING = {"now": "scream", "shares": {"speech": 0.4, "scream": 0.35, "cry": 0
                                 "score": 0.91, "heard": "scream"}}
 
 
-def seed_history(hub: Hub, now: float) -> None:
+def seed_history(hub: Hub, store: EventStore | None, now: float) -> None:
     """30 minutes of timeline and a few past alarm events, as a running box would have."""
-    store = store_mod.attached(hub)
     assert store is not None
     labels = ["neutral"] * 600 + ["sad"] * 300 + ["fear"] * 240 + ["neutral"] * 659
     for i, label in enumerate(labels):
@@ -235,7 +235,7 @@ async def test_page_in_real_browser(tmp_path: Path) -> None:
 
     hub.set_ack_handler(ack)
     store = store_mod.attach(hub)
-    seed_history(hub, time.time())
+    seed_history(hub, store, time.time())
     hub.set_health("camera", "ok", "picamera2")
     hub.set_health("microphone", "ok", "USB mic")
     hub.set_health("store", "ok")
@@ -448,7 +448,7 @@ async def test_demo_story_page_shows_the_alarm_banner(tmp_path: Path) -> None:
         port = s.getsockname()[1]
     cfg = demo.demo_config(config_mod.load(None), video, audio, str(tmp_path), "127.0.0.1", port,
                            realtime=False, loop=False)
-    svc = Service(cfg, outputs=["alarm", "store", "web"], keep_serving=True)
+    svc = Service(cfg, tasks=["alarm", "store", "web"], keep_serving=True)
     stop = asyncio.Event()
     task = asyncio.create_task(svc.run(stop))
     try:

@@ -55,7 +55,7 @@ async def test_demo_story_raises_escalates_and_shows_on_the_api(story: tuple[Pat
     video, audio = story
     cfg = demo.demo_config(config_mod.load(None), video, audio, str(tmp_path), "127.0.0.1", free_port(),
                            realtime=False, loop=False)
-    svc = Service(cfg, outputs=["alarm", "store"], stop_when_sources_end=True)
+    svc = Service(cfg, tasks=["alarm", "store"], stop_when_sources_end=True)
     seen: list[tuple[float, AlarmEvent]] = []
     face_labels: list[str] = []
     distress_scene = demo.story_timeline()[1]

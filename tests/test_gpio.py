@@ -18,6 +18,7 @@ from typing import Any
 import pytest
 from gpiozero import PWMLED, Buzzer
 
+from edge.alarm import Signal
 from edge.config import Config, GpioConfig
 from edge.events import AlarmEvent
 from edge.hub import Hub
@@ -186,11 +187,11 @@ async def test_signal_outputs_restart_audio_only_when_the_key_changes(vt, factor
     start = vt.t
     out = SignalOutputs(PinOutput(Buzzer(BUZZER, pin_factory=factory), "buzzer", False),
                         PinOutput(PWMLED(LED, pin_factory=factory), "led", True), vt, vt.sleep)
-    out.follow({"visual": "technical", "audio": "low", "key": "camera_lost:1"})
+    out.follow(make_signal(visual="technical", audio="low", key="camera_lost:1"))
     await vt.advance(1.0)
-    out.follow({"visual": "technical", "audio": "low", "key": "camera_lost:1"})   # same: no new pulse
+    out.follow(make_signal(visual="technical", audio="low", key="camera_lost:1"))   # same: no new pulse
     await vt.advance(1.0)
-    out.follow({"visual": "technical", "audio": "low", "key": "camera_lost:2"})   # resound: one pulse
+    out.follow(make_signal(visual="technical", audio="low", key="camera_lost:2"))   # resound: one pulse
     await vt.advance(1.0)
     assert_edges(history(factory.pin(BUZZER), start, start), [(0.0, 1.0), (0.2, 0.0), (2.0, 1.0), (2.2, 0.0)])
     await out.aclose()
@@ -204,14 +205,16 @@ def make_hub(**gpio_kw: Any) -> Hub:
     return Hub(config)
 
 
+def make_signal(visual: str = "normal", audio: str | None = None, key: str = "") -> Signal:
+    return Signal(priority="none", visual=visual, audio=audio, paused=False, key=key)
+
+
 class Driver:
-    """Stands in for the alarm service: a settable signal and a recording ack handler."""
+    """Stands in for the alarm service: publishes signals, records acknowledgements."""
 
     def __init__(self, hub: Hub):
         self.hub = hub
-        self.signal: dict[str, Any] = {"visual": "normal", "audio": None, "key": ""}
         self.acks: list[tuple[str, bool]] = []
-        hub.alarm_snapshot = lambda: {"active": self.signal["visual"] != "normal", "signal": dict(self.signal)}
         hub.set_ack_handler(self._ack)
 
     def _ack(self, by: str, long: bool) -> AlarmEvent | None:
@@ -219,8 +222,7 @@ class Driver:
         return AlarmEvent(kind="acknowledged", condition="distress", priority="medium", by=by)
 
     def set(self, **sig: Any) -> None:
-        self.signal = {"visual": "normal", "audio": None, "key": "", **sig}
-        self.hub.events.publish(AlarmEvent(kind="raised", condition="distress", priority="medium"))
+        self.hub.signals.publish(make_signal(**sig))
 
 
 async def test_serve_plays_follows_and_ends_off(vt, factory):
@@ -257,7 +259,7 @@ async def test_serve_plays_follows_and_ends_off(vt, factory):
     await vt.settle()
     await asyncio.wait_for(task, 5)
     assert buzzer_pin.state == 0.0 and led_pin.state == 0.0
-    assert hub.events.subscribers == 0
+    assert hub.signals.subscribers == 0
 
 
 async def test_button_press_and_long_press_acknowledge(vt, factory):
@@ -285,7 +287,7 @@ async def test_button_press_and_long_press_acknowledge(vt, factory):
 async def test_buzzer_off_when_serve_is_cancelled_mid_pulse(vt, factory):
     hub = make_hub()
     drv = Driver(hub)
-    drv.signal = {"visual": "high", "audio": "high", "key": "distress:1"}
+    drv.set(visual="high", audio="high", key="distress:1")
     task = asyncio.create_task(gpio.serve(hub, asyncio.Event(), factory=factory, clock=vt, sleep=vt.sleep))
     await vt.advance(0.05)
     assert factory.pin(BUZZER).state == 1.0
@@ -298,17 +300,20 @@ async def test_buzzer_off_when_serve_is_cancelled_mid_pulse(vt, factory):
 async def test_buzzer_off_when_serve_crashes(vt, factory):
     hub = make_hub()
     drv = Driver(hub)
-    drv.signal = {"visual": "high", "audio": "high", "key": "distress:1"}
-    task = asyncio.create_task(gpio.serve(hub, asyncio.Event(), factory=factory, clock=vt, sleep=vt.sleep))
+    drv.set(visual="high", audio="high", key="distress:1")
+    broken = False
+
+    async def sleep(delay: float) -> None:
+        if broken:
+            raise RuntimeError("sleep broke")
+        await vt.sleep(delay)
+
+    task = asyncio.create_task(gpio.serve(hub, asyncio.Event(), factory=factory, clock=vt, sleep=sleep))
     await vt.advance(0.05)
     assert factory.pin(BUZZER).state == 1.0
-
-    def broken() -> dict[str, Any]:
-        raise RuntimeError("snapshot broke")
-
-    hub.alarm_snapshot = broken
-    hub.events.publish(AlarmEvent(kind="technical", condition="stalled", priority="low"))
-    with pytest.raises(RuntimeError, match="snapshot broke"):
+    broken = True                            # the next pattern step fails: serve ends, buzzer off
+    await vt.advance(1.0)
+    with pytest.raises(RuntimeError, match="gpio pattern task .* failed"):
         await asyncio.wait_for(task, 5)
     assert factory.pin(BUZZER).state == 0.0
 
@@ -319,7 +324,7 @@ async def test_atexit_handler_switches_the_buzzer_off(vt, factory, monkeypatch):
     monkeypatch.setattr(gpio.atexit, "unregister", lambda f: None)
     hub = make_hub()
     drv = Driver(hub)
-    drv.signal = {"visual": "high", "audio": "high", "key": "distress:1"}
+    drv.set(visual="high", audio="high", key="distress:1")
     stop = asyncio.Event()
     task = asyncio.create_task(gpio.serve(hub, stop, factory=factory, clock=vt, sleep=vt.sleep))
     await vt.advance(0.05)
@@ -330,25 +335,16 @@ async def test_atexit_handler_switches_the_buzzer_off(vt, factory, monkeypatch):
     await asyncio.wait_for(task, 5)
 
 
-async def test_gpio_disabled_reports_and_waits():
-    hub = make_hub(enabled=False)
-    stop = asyncio.Event()
-    task = asyncio.create_task(gpio.serve(hub, stop))
-    await asyncio.sleep(0)
-    assert hub.health["gpio"].status == "disabled"
-    stop.set()
-    await asyncio.wait_for(task, 5)
-
-
 def test_sigterm_turns_the_buzzer_off_before_the_process_dies():
     script = textwrap.dedent("""
         import asyncio, logging, sys
+        from edge.alarm import Signal
         from edge.config import Config, GpioConfig
         from edge.hub import Hub
         from edge.outputs import gpio
         logging.basicConfig(level=logging.DEBUG, stream=sys.stdout, format="%(message)s")
         hub = Hub(Config(gpio=GpioConfig(pin_factory="mock")))
-        hub.alarm_snapshot = lambda: {"signal": {"visual": "high", "audio": "high", "key": "d:1"}}
+        hub.signals.publish(Signal(priority="high", visual="high", audio="high", paused=False, key="d:1"))
         asyncio.run(gpio.serve(hub, asyncio.Event()))
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE,

@@ -188,9 +188,10 @@ async def quick_backoff(attempt: int) -> None:
 
 
 @contextlib.asynccontextmanager
-async def running(hub: Hub, backoff: Any = quick_backoff) -> AsyncIterator[asyncio.Task[None]]:
+async def running(hub: Hub, backoff: Any = quick_backoff, outbox: Outbox | None = None
+                  ) -> AsyncIterator[asyncio.Task[None]]:
     stop = asyncio.Event()
-    task = asyncio.create_task(serve(hub, stop, backoff=backoff))
+    task = asyncio.create_task(serve(hub, stop, outbox=outbox, backoff=backoff))
     try:
         yield task
     finally:
@@ -392,11 +393,11 @@ async def test_outbox_pending_metric_counts_the_backlog_during_an_outage(broker:
         assert hub.metrics["mqtt_outbox_pending"] == 4.0
         assert "medtrack_mqtt_outbox_pending 4" in render(hub)
     hub2 = Hub(make_config(tmp_path, port))    # a restart shows the backlog before any connection
-    attach(hub2)
+    outbox = attach(hub2)
     assert hub2.metrics["mqtt_outbox_pending"] == 4.0
     await broker.start()
     obs = Observer()
-    async with obs.connect(port, f"{BASE}/event"), running(hub2):
+    async with obs.connect(port, f"{BASE}/event"), running(hub2, outbox=outbox):
         await obs.wait_count(f"{BASE}/event", 4)
         for _ in range(10_000):   # the last PUBACK is committed just after the observer sees the message
             if hub2.metrics["mqtt_outbox_pending"] == 0.0:
@@ -577,10 +578,7 @@ async def test_availability_will_offline_when_client_dies(broker: Broker, tmp_pa
     assert late.messages[0][1:3] == (b"offline", True)
 
 
-async def test_disabled_and_bad_tls_settings(tmp_path: Path) -> None:
-    hub = Hub(config_mod.from_dict({"service": {"state_dir": str(tmp_path)}}))
-    await serve(hub, asyncio.Event())            # off by default: returns at once
-    assert hub.health["mqtt"].status == "disabled"
+async def test_bad_tls_settings(tmp_path: Path) -> None:
     cfg = make_config(tmp_path, 8883, tls=True, ca_file=str(tmp_path / "missing-ca.pem"))
     with pytest.raises(OSError):
         tls_context(cfg.mqtt)

@@ -143,7 +143,7 @@ def run_files(tmp_path: Path, video_frame: np.ndarray | None, audio: np.ndarray 
 
         face_stage = FaceStage(FaceDetector(DETECTOR), face_clf, distress_weights=cfg.fusion.distress_weights)
     voice_stage = VoiceStage(voice_clf, aggressiveness=2) if voice_clf is not None else None
-    service = Service(cfg, outputs=[], stop_when_sources_end=True, face_stage=face_stage, voice_stage=voice_stage)
+    service = Service(cfg, tasks=[], stop_when_sources_end=True, face_stage=face_stage, voice_stage=voice_stage)
     sub = service.hub.states.subscribe(maxsize=100_000)
 
     async def go() -> None:

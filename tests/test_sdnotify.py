@@ -102,17 +102,18 @@ def test_watchdog_interval() -> None:
 def test_watchdog_pings_only_while_states_flow(notify_socket: socket.socket) -> None:
     clock = Clock()
     hub = Hub(Config(), clock=clock)
-    wd = watchdog.PipelineWatchdog(hub, stall_s=10.0)
+    ready = watchdog.Readiness(hub.clock)
+    wd = watchdog.PipelineWatchdog(hub, ready, stall_s=10.0)
 
-    # Starting up (before mark_ready): pings, TimeoutStartSec= bounds the start.
+    # Starting up (before Readiness.mark): pings, TimeoutStartSec= bounds the start.
     assert wd.tick()
     assert recv_all(notify_socket) == ["WATCHDOG=1"]
 
-    assert watchdog.mark_ready(hub, "capture and models up")
-    assert not watchdog.mark_ready(hub)  # READY=1 only once
+    assert ready.mark("capture and models up")
+    assert not ready.mark()  # READY=1 only once
     assert recv_all(notify_socket) == ["READY=1\nSTATUS=capture and models up"]
 
-    # Grace for the first state counts from mark_ready.
+    # Grace for the first state counts from Readiness.mark.
     clock.t += 9.0
     assert wd.tick()
     clock.t += 2.0
@@ -152,8 +153,9 @@ def test_watchdog_pings_only_while_states_flow(notify_socket: socket.socket) -> 
 def test_same_latest_object_republished_still_counts(notify_socket: socket.socket) -> None:
     clock = Clock()
     hub = Hub(Config(), clock=clock)
-    wd = watchdog.PipelineWatchdog(hub, stall_s=5.0)
-    watchdog.mark_ready(hub)
+    ready = watchdog.Readiness(hub.clock)
+    wd = watchdog.PipelineWatchdog(hub, ready, stall_s=5.0)
+    ready.mark()
     s = state(0.0)
     for _ in range(3):
         clock.t += 4.0
@@ -167,10 +169,11 @@ async def test_serve_sends_ready_watchdog_and_stopping(notify_socket: socket.soc
     clock = Clock()
     hub = Hub(Config(), clock=clock)
     stop = asyncio.Event()
-    task = asyncio.create_task(watchdog.serve(hub, stop, period_s=3600.0))
+    ready = watchdog.Readiness(hub.clock)
+    task = asyncio.create_task(watchdog.serve(hub, stop, readiness=ready, period_s=3600.0))
     first = await asyncio.wait_for(loop.sock_recv(notify_socket, 4096), timeout=5)
     assert first == b"WATCHDOG=1"
-    watchdog.mark_ready(hub)
+    ready.mark()
     assert await asyncio.wait_for(loop.sock_recv(notify_socket, 4096), timeout=5) == (
         b"READY=1\nSTATUS=running: waiting for the first state")
     stop.set()
@@ -194,8 +197,9 @@ async def test_serve_outside_systemd_just_waits(monkeypatch: pytest.MonkeyPatch)
 def test_status_updates_are_throttled(notify_socket: socket.socket) -> None:
     clock = Clock()
     hub = Hub(Config(), clock=clock)
-    wd = watchdog.PipelineWatchdog(hub, stall_s=10.0)
-    watchdog.mark_ready(hub)
+    ready = watchdog.Readiness(hub.clock)
+    wd = watchdog.PipelineWatchdog(hub, ready, stall_s=10.0)
+    ready.mark()
     recv_all(notify_socket)
     statuses = []
     for _ in range(40):  # 80 s of states, a tick every 2 s

@@ -73,11 +73,11 @@ def base_config(tmp_path: Path, **sections: dict[str, Any]) -> config.Config:
     return config.from_dict(raw)
 
 
-async def test_camera_dies_mid_run_is_reported_and_recovered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_camera_dies_mid_run_is_reported_and_recovered(tmp_path: Path) -> None:
     DyingCamera.opens = 0
     DyingCamera.came_back.clear()
-    monkeypatch.setattr(service, "make_reader", lambda cfg, pace_fps=None: DyingCamera)
-    svc = Service(base_config(tmp_path), outputs=[], face_stage=face_stage(), retry_first_s=0.0)
+    svc = Service(base_config(tmp_path), tasks=[], face_stage=face_stage(), retry_first_s=0.0,
+                  make_reader=lambda cfg, pace_fps=None: DyingCamera)
     seen: list[tuple[str, str]] = []
     original = svc.hub.set_health
 
@@ -104,7 +104,7 @@ async def test_camera_dies_mid_run_is_reported_and_recovered(tmp_path: Path, mon
     assert state.modalities["face"]["source"] == "ok" and state.modalities["voice"]["source"] == "disabled"
 
 
-async def test_failing_output_does_not_stop_the_pipeline(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_failing_output_does_not_stop_the_pipeline(tmp_path: Path) -> None:
     video = write_video(tmp_path / "v.avi", empty_frame(), frames=5)
     calls = []
 
@@ -112,37 +112,26 @@ async def test_failing_output_does_not_stop_the_pipeline(tmp_path: Path, monkeyp
         calls.append(1)
         raise RuntimeError("boom")
 
-    class FakeModule:
-        serve = staticmethod(broken)
-
-    real_import = service.importlib.import_module
-    monkeypatch.setattr(service.importlib, "import_module",
-                        lambda name: FakeModule if name == "edge.outputs.mqtt" else real_import(name))
     cfg = base_config(tmp_path, camera={"backend": "file", "file": str(video), "realtime": False, "loop": False},
                       mqtt={"enabled": True}, face={"analysis_fps": 120.0})
-    svc = Service(cfg, outputs=["mqtt"], face_stage=face_stage(), stop_when_sources_end=True)
+    svc = Service(cfg, tasks=["mqtt"], serves={"mqtt": broken}, face_stage=face_stage(), stop_when_sources_end=True)
     await asyncio.wait_for(svc.run(), WAIT)
     assert calls and svc.hub.health["mqtt"].status == "down" and "boom" in svc.hub.health["mqtt"].detail
     assert svc.pipeline is not None and svc.pipeline.frames_analysed == 5
 
 
-async def test_minimal_status_endpoint(tmp_path: Path) -> None:
-    from aiohttp.test_utils import TestClient, TestServer
-
+async def test_file_sources_leave_state_health_and_metrics_on_the_hub(tmp_path: Path) -> None:
     video = write_video(tmp_path / "v.avi", empty_frame(), frames=3)
     cfg = base_config(tmp_path, camera={"backend": "file", "file": str(video), "realtime": False, "loop": False},
                       face={"analysis_fps": 120.0})
-    svc = Service(cfg, outputs=[], face_stage=face_stage(), stop_when_sources_end=True)
+    svc = Service(cfg, tasks=[], face_stage=face_stage(), stop_when_sources_end=True)
     await asyncio.wait_for(svc.run(), WAIT)
-    async with TestClient(TestServer(service.make_status_app(svc.hub))) as client:
-        resp = await client.get("/api/status")
-        assert resp.status == 200
-        doc = await resp.json()
-    assert doc["state"]["label"] == "happy" and doc["state"]["live"] == ["face"]
-    assert set(doc["state"]["probs"]) >= {"neutral", "happy", "fear"}
-    assert doc["health"]["camera"]["status"] == "disabled"      # played once, ended
-    assert doc["health"]["voice"]["status"] == "disabled"
-    assert doc["metrics"]["frames_analysed"] == 3
+    state = svc.hub.latest_state.to_dict()
+    assert state["label"] == "happy" and state["live"] == ["face"]
+    assert set(state["probs"]) >= {"neutral", "happy", "fear"}
+    assert svc.hub.health["camera"].status == "disabled"      # played once, ended
+    assert svc.hub.health["voice"].status == "disabled"
+    assert svc.hub.metrics["frames_analysed"] == 3
 
 
 async def test_sigterm_stops_within_two_seconds(tmp_path: Path) -> None:
@@ -159,9 +148,7 @@ async def test_sigterm_stops_within_two_seconds(tmp_path: Path) -> None:
 
     video = write_video(tmp_path / "v.avi", empty_frame(), frames=15)
     cfg = base_config(tmp_path, camera={"backend": "file", "file": str(video), "realtime": True, "loop": True})
-    svc = Service(cfg, outputs=[], face_stage=face_stage())
-    svc._resolve_output = lambda name: {"gpio": gpio_like, "web": stubborn}[name]  # type: ignore[method-assign]
-    svc.output_names = ["gpio", "web"]
+    svc = Service(cfg, tasks=["gpio", "web"], serves={"gpio": gpio_like, "web": stubborn}, face_stage=face_stage())
     sub = svc.hub.states.subscribe()
     task = asyncio.create_task(svc.run(install_signals=True))
     await asyncio.wait_for(sub.get(), WAIT)
@@ -219,7 +206,7 @@ async def test_damaged_video_is_a_camera_lost_alarm_and_the_service_runs_on(tmp_
     video = write_video(tmp_path / "v.avi", empty_frame(), frames=40)
     video.write_bytes(video.read_bytes()[: video.stat().st_size // 2])
     cfg = base_config(tmp_path, camera={"backend": "file", "file": str(video), "realtime": False, "loop": False})
-    svc = Service(cfg, outputs=["alarm"], face_stage=face_stage(), retry_first_s=0.01)
+    svc = Service(cfg, tasks=["alarm"], face_stage=face_stage(), retry_first_s=0.01)
     events = svc.hub.events.subscribe(maxsize=1000)
     stop = asyncio.Event()
     task = asyncio.create_task(svc.run(stop))
@@ -280,7 +267,7 @@ def test_cli_run_recordings_prints_a_summary(tmp_path: Path, capsys: pytest.Capt
 async def test_keep_serving_stays_up_after_the_media_end(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     video = write_video(tmp_path / "v.avi", empty_frame(), frames=10, fps=15.0)
     cfg = base_config(tmp_path, camera={"backend": "file", "file": str(video), "realtime": False, "loop": False})
-    svc = Service(cfg, outputs=["alarm"], keep_serving=True, face_stage=face_stage())
+    svc = Service(cfg, tasks=["alarm"], keep_serving=True, face_stage=face_stage())
     stop = asyncio.Event()
     task = asyncio.create_task(svc.run(stop))
     while svc.pipeline is None or not svc.pipeline.sources_ended.is_set():
@@ -293,7 +280,7 @@ async def test_keep_serving_stays_up_after_the_media_end(tmp_path: Path, caplog:
 
 
 def test_camera_switched_off_is_named_in_the_pipeline_mode(tmp_path: Path) -> None:
-    svc = Service(base_config(tmp_path, camera={"backend": "none"}), outputs=[], face_stage=face_stage())
+    svc = Service(base_config(tmp_path, camera={"backend": "none"}), tasks=[], face_stage=face_stage())
     svc.build()
     detail = svc.hub.health["pipeline"].detail
     assert "camera disabled" in detail and "face ok" not in detail
@@ -315,3 +302,32 @@ def test_cli_run_recordings_fall_back_to_a_user_state_dir(tmp_path: Path, monkey
     mine = tmp_path / "xdg" / "medtrack"
     assert f"events and token go to {mine}" in captured.err
     assert f"--state-dir {mine}" in captured.out and (mine / "events.db").exists()
+
+
+def test_enabled_is_checked_by_the_service(tmp_path: Path) -> None:
+    async def never(hub: Hub, stop: asyncio.Event) -> None:
+        raise AssertionError("a disabled task must not start")
+
+    cfg = base_config(tmp_path, camera={"backend": "none"}, gpio={"enabled": False}, web={"enabled": False})
+    svc = Service(cfg, tasks=["gpio", "web", "mqtt"], serves={"gpio": never}, face_stage=face_stage())
+    svc._open_owned()
+    assert svc.outbox is None                      # [mqtt] is off by default: no outbox either
+    for name in ("gpio", "web", "mqtt"):
+        assert svc._resolve(name) is None
+        assert (svc.hub.health[name].status, svc.hub.health[name].detail) == ("disabled", f"[{name}] enabled = false")
+
+
+def test_the_service_hands_what_it_owns_to_its_tasks(tmp_path: Path) -> None:
+    cfg = base_config(tmp_path, camera={"backend": "none"}, mqtt={"enabled": True})
+    svc = Service(cfg, face_stage=face_stage())
+    svc._open_owned()
+    assert svc.store is not None and svc.outbox is not None and svc.readiness is not None
+    try:
+        bound = {name: getattr(svc._resolve(name), "keywords", None) for name in service.TASKS}
+        assert bound == {"store": {"store": svc.store}, "alarm": {"store": svc.store}, "gpio": {},
+                         "web": {"store": svc.store}, "mqtt": {"outbox": svc.outbox},
+                         "watchdog": {"readiness": svc.readiness}}
+        assert svc.hub.health["store"].status == "ok"
+    finally:
+        svc.store.close()
+        svc.outbox.close()

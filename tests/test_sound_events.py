@@ -231,7 +231,7 @@ def test_service_hears_screaming_and_raises_vocal_distress(tmp_path) -> None:
     })
     emotion, sound = FixedClassifier("neutral"), FixedSound("scream")
     stage = VoiceStage(emotion, aggressiveness=2, classify_sound=sound)
-    svc = Service(cfg, outputs=["store", "alarm"], stop_when_sources_end=True, voice_stage=stage)
+    svc = Service(cfg, tasks=["store", "alarm"], stop_when_sources_end=True, voice_stage=stage)
     states = svc.hub.states.subscribe(maxsize=100_000)
     asyncio.run(asyncio.wait_for(svc.run(), timeout=60))
     seen = []

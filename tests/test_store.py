@@ -69,7 +69,7 @@ def test_record_commits_before_announce(tmp_path: Path) -> None:
     cfg = config_mod.from_dict({"service": {"state_dir": str(tmp_path)}})
     hub = Hub(cfg)
     store = store_mod.attach(hub)
-    assert store is not None and store_mod.attach(hub) is store  # idempotent
+    assert store is not None and hub.health["store"].status == "ok"
     sub = hub.events.subscribe()
     seen_in_db: list[int] = []
 
@@ -218,11 +218,13 @@ def test_recorder_failure_is_reported_and_event_still_announced(tmp_path: Path) 
 async def test_serve_records_timeline_and_stops(tmp_path: Path) -> None:
     hub = Hub(config_mod.from_dict({"service": {"state_dir": str(tmp_path)}}))
     stop = asyncio.Event()
-    task = asyncio.create_task(store_mod.serve(hub, stop))
+    store = store_mod.attach(hub)
+    assert store is not None
+    task = asyncio.create_task(store_mod.serve(hub, stop, store=store))
     while hub.states.subscribers == 0:
         await asyncio.sleep(0)
     hub.states.publish(fake_state("sad", 0.5))
-    while store_mod.attached(hub) is None or not store_mod.attached(hub)._pending:  # type: ignore[union-attr]
+    while not store._pending:
         await asyncio.sleep(0)
     stop.set()
     await task

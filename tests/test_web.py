@@ -406,7 +406,7 @@ async def test_events_and_timeline_from_memory_without_store(env_noauth: Env) ->
 
 
 async def test_timeline(env: Env) -> None:
-    store = store_mod.attached(env.hub)
+    store = env.client.app[web.STORE]  # type: ignore[union-attr]
     assert store is not None
     store.add_state(fake_state("angry", 0.8), alarm_active=True)
     body = await (await env.client.get("/api/timeline", headers=env.bearer)).json()

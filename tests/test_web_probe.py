@@ -14,6 +14,7 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -399,13 +400,15 @@ async def test_probe_restart_with_a_latched_alarm(tmp_path: Path, unused_tcp_por
     token = auth_mod.load_or_create_token(auth_mod.token_path(tmp_path))
     bearer = {"Authorization": f"Bearer {token}"}
     base = f"http://127.0.0.1:{unused_tcp_port}"
+    stores: list[Any] = []
 
     async def start(clock: Clock) -> tuple[Hub, asyncio.Event, list[asyncio.Task[None]]]:
         hub = Hub(cfg, clock=clock)
-        store_mod.attach(hub)   # as Service.run does, before the outputs
+        store = store_mod.attach(hub)   # as Service.run does, before the tasks it hands it to
+        stores.append(store)
         stop = asyncio.Event()
-        tasks = [asyncio.create_task(alarm_service.serve(hub, stop, clock=clock, thermal_glob=None)),
-                 asyncio.create_task(web.serve(hub, stop))]
+        tasks = [asyncio.create_task(alarm_service.serve(hub, stop, store=store, clock=clock, thermal_glob=None)),
+                 asyncio.create_task(web.serve(hub, stop, store))]
         await until(lambda: "web" in hub.health)
         return hub, stop, tasks
 
@@ -419,7 +422,7 @@ async def test_probe_restart_with_a_latched_alarm(tmp_path: Path, unused_tcp_por
     async def stop_all(hub: Hub, stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks), 10)
-        store_mod.attached(hub).close()  # type: ignore[union-attr]
+        stores.pop().close()
 
     clock = Clock(100.0)
     hub, stop, tasks = await start(clock)

@@ -1,8 +1,8 @@
 """GPIO output: buzzer, status LED and acknowledge button through gpiozero.
 
-Follows the alarm machine's signal (``hub.alarm_snapshot()["signal"]``, re-read on every alarm
-event and every ``poll_s``) and plays the patterns of :mod:`edge.outputs.patterns` as asyncio tasks
-with an injectable clock and sleep, so the event loop never blocks and tests run on virtual time.
+Follows the alarm machine's :class:`~edge.alarm.Signal` (``hub.signals``, the latest wins) and plays
+the patterns of :mod:`edge.outputs.patterns` as asyncio tasks with an injectable clock and sleep, so
+the event loop never blocks and tests run on virtual time.
 The button (:meth:`edge.alarm.AlarmMachine.press`): with an alarm sounding a press acknowledges it
 (held >= ``long_press_s``: the longer silence); with none sounding a long press pauses monitoring
 for ``[alarm] button_pause_minutes`` and a short press ends the pause. The buzzer is switched
@@ -31,6 +31,7 @@ import warnings
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from edge.alarm import Signal
 from edge.config import GpioConfig
 from edge.hub import Hub
 from edge.outputs.patterns import AUDIO, TEST_SEQUENCE, VISUAL, Pattern
@@ -162,12 +163,11 @@ class SignalOutputs:
         self._audio_task: asyncio.Task[None] | None = None
         self._visual_task: asyncio.Task[None] | None = None
 
-    def follow(self, sig: dict[str, Any] | None) -> None:
-        """Apply a signal dict (edge.alarm.Signal as a dict); None or missing = calm."""
-        sig = sig or {}
-        visual = sig.get("visual") if sig.get("visual") in VISUAL else "normal"
-        audio = sig.get("audio") if sig.get("audio") in AUDIO else None
-        audio_id = (audio, str(sig.get("key", "")))
+    def follow(self, sig: Signal | None) -> None:
+        """Apply an alarm signal; None = calm. Raises when a pattern task has failed."""
+        visual = sig.visual if sig is not None and sig.visual in VISUAL else "normal"
+        audio = sig.audio if sig is not None and sig.audio in AUDIO else None
+        audio_id = (audio, sig.key if sig is not None else "")
         if visual != self._visual:
             log.info("gpio: LED %s pattern", visual)
             self._visual = visual
@@ -184,6 +184,10 @@ class SignalOutputs:
         for task in (self._audio_task, self._visual_task):   # surface a crashed player
             if task is not None and task.done() and not task.cancelled() and task.exception():
                 raise RuntimeError(f"gpio pattern task {task.get_name()} failed") from task.exception()
+
+    def playing(self) -> set[asyncio.Task[None]]:
+        """The pattern tasks still running (one that ends or fails should wake the follower)."""
+        return {t for t in (self._audio_task, self._visual_task) if t is not None and not t.done()}
 
     @staticmethod
     def _cancel(task: asyncio.Task[None] | None) -> None:
@@ -287,13 +291,9 @@ def _install_sigterm(loop: asyncio.AbstractEventLoop, off: Callable[[], None]) -
 
 
 async def serve(hub: Hub, stop: asyncio.Event, *, factory: Any = None, clock: Clock | None = None,
-                sleep: Sleep = asyncio.sleep, poll_s: float = 0.25) -> None:
+                sleep: Sleep = asyncio.sleep) -> None:
     """Output protocol entry point: drive the buzzer, LED and button until ``stop`` is set."""
     cfg = hub.config.gpio
-    if not cfg.enabled:
-        hub.set_health("gpio", "disabled", "gpio.enabled = false")
-        await stop.wait()
-        return
     clock = clock or time.monotonic
     mock = False
     if factory is None:
@@ -313,20 +313,22 @@ async def serve(hub: Hub, stop: asyncio.Event, *, factory: Any = None, clock: Cl
     hub.set_health("gpio", "degraded" if mock else "ok",
                    "mock pins: no buzzer or LED is driven" if mock else
                    f"buzzer {cfg.buzzer_pin}, LED {cfg.led_pin}, button {cfg.button_pin}")
-    events = hub.events.subscribe(maxsize=16, name="gpio")
+    signals = hub.signals.subscribe(maxsize=1, name="gpio")   # the latest signal wins
+    sig = hub.signals.latest
     stop_wait = asyncio.ensure_future(stop.wait())
-    next_event: asyncio.Future[Any] = asyncio.ensure_future(events.get())
+    next_signal: asyncio.Future[Signal] = asyncio.ensure_future(signals.get())
     try:
         while not stop.is_set():
-            outputs.follow(hub.alarm_snapshot().get("signal"))
-            await asyncio.wait({stop_wait, next_event}, timeout=poll_s, return_when=asyncio.FIRST_COMPLETED)
-            if next_event.done():
-                next_event = asyncio.ensure_future(events.get())
+            outputs.follow(sig)
+            await asyncio.wait({stop_wait, next_signal, *outputs.playing()}, return_when=asyncio.FIRST_COMPLETED)
+            if next_signal.done():
+                sig = next_signal.result()
+                next_signal = asyncio.ensure_future(signals.get())
     finally:
         outputs.all_off()
-        for fut in (stop_wait, next_event):
+        for fut in (stop_wait, next_signal):
             fut.cancel()
-        events.close()
+        signals.close()
         with contextlib.suppress(Exception):
             await outputs.aclose()
         for device in (buzzer.device, led.device, button):

@@ -406,13 +406,14 @@ async def _cancel_all(tasks: list[asyncio.Task[Any]]) -> None:
             task.exception()
 
 
-async def serve(hub: Hub, stop: asyncio.Event, *, backoff: Backoff | None = None) -> None:
-    """Run the MQTT output until stop is set: connect, publish, reconnect with backoff."""
+async def serve(hub: Hub, stop: asyncio.Event, *, outbox: Outbox | None = None,
+                backoff: Backoff | None = None) -> None:
+    """Run the MQTT output until stop is set: connect, publish, reconnect with backoff. ``outbox``
+    is the one the service attached before the pipeline started; None (run alone, or the service
+    could not open it) attaches one here, before anything can fail."""
     cfg = hub.config.mqtt
-    if not cfg.enabled:
-        hub.set_health("mqtt", "disabled")
-        return
-    outbox = attach(hub)  # before anything can fail: events are queued even while MQTT is broken
+    if outbox is None:
+        outbox = attach(hub)  # events are queued from here on, even while MQTT is broken
     try:
         import aiomqtt
     except ImportError:

@@ -20,7 +20,7 @@ JSON API, /metrics, the in-memory fallback), :mod:`.sse` (the live stream), :mod
 
 from edge.outputs.web.api import Recent
 from edge.outputs.web.app import make_app, serve, start_site, tls_context
-from edge.outputs.web.base import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, MAX_BODY_BYTES, RECENT
+from edge.outputs.web.base import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, MAX_BODY_BYTES, RECENT, STORE
 from edge.outputs.web.connections import (
     FD_RESERVE,
     HANDLER_ARGS,
@@ -35,6 +35,6 @@ from edge.outputs.web.sse import MAX_SSE_CLIENTS, MAX_SSE_PER_CLIENT
 
 __all__ = [
     "BODY_TIMEOUT_S", "FD_RESERVE", "HANDLER_ARGS", "HEADER_TIMEOUT_S", "MAX_BODY_BYTES", "MAX_CONNECTIONS",
-    "MAX_SSE_CLIENTS", "MAX_SSE_PER_CLIENT", "RECENT", "STATIC_DIR", "ConnectionGuard", "LogLimiter", "QuietAccept",
+    "MAX_SSE_CLIENTS", "MAX_SSE_PER_CLIENT", "RECENT", "STATIC_DIR", "STORE", "ConnectionGuard", "LogLimiter", "QuietAccept",
     "Recent", "make_app", "max_connections", "serve", "start_site", "strings", "tls_context",
 ]

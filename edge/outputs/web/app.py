@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
-from edge import store as store_mod
 from edge.config import Config
 from edge.host import SystemStats
 from edge.metrics import AlarmCounters
@@ -192,15 +191,11 @@ async def start_site(app: web.Application, host: str, port: int,
     return runner, bound
 
 
-async def serve(hub: Hub, stop: asyncio.Event) -> None:
-    """Output protocol: serve the page and API until ``stop``. Any setup problem is one clear log
-    line and health "web" down; it never stops the service (the alarm still sounds)."""
+async def serve(hub: Hub, stop: asyncio.Event, store: EventStore | None = None) -> None:
+    """Output protocol: serve the page and API until ``stop``, with the event history of the
+    service's ``store`` (without one, the page keeps its own in memory). Any setup problem is one
+    clear log line and health "web" down; it never stops the service (the alarm still sounds)."""
     cfg = hub.config
-    if not cfg.web.enabled:
-        hub.set_health("web", "disabled")
-        await stop.wait()
-        return
-    store = store_mod.attach(hub)
     try:
         auth = Authenticator(token_path(cfg.service.state_dir) if cfg.web.auth else None, enabled=cfg.web.auth)
         ssl_ctx = tls_context(cfg.web.tls_cert, cfg.web.tls_key) if cfg.web.tls_cert else None
