@@ -15,15 +15,10 @@ seconds from the start to the first; the last line is one JSON object.
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import dataclasses
-import json
 import logging
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import cv2
 import numpy as np
@@ -33,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from edge import config as config_mod  # noqa: E402
 from edge.labels import LABELS, ferplus_majority  # noqa: E402
 from scripts.face_conditions import place_in_frame  # noqa: E402
-from scripts.training import DEFAULT_DATA  # noqa: E402
+from scripts.scenario import arg_parser, run_stream, summary  # noqa: E402
 
 FPS = 15.0
 FACE_S = 5.0
@@ -76,45 +71,10 @@ def write_video(faces: np.ndarray, path: Path, seconds: float, roll: float, rng:
     return shown
 
 
-async def play(video: Path, state_dir: Path, base: config_mod.Config) -> list[dict[str, Any]]:
-    """Run the service on one video; every alarm event with the media second it happened at."""
-    from edge.service import Service
-
-    cfg = dataclasses.replace(
-        base,
-        service=dataclasses.replace(base.service, state_dir=str(state_dir)),
-        camera=dataclasses.replace(base.camera, backend="file", file=str(video), realtime=False, loop=False),
-        voice=dataclasses.replace(base.voice, enabled=False),
-        microphone=dataclasses.replace(base.microphone, backend="none"),
-        gpio=dataclasses.replace(base.gpio, pin_factory="mock"),
-        web=dataclasses.replace(base.web, enabled=False),
-        mqtt=dataclasses.replace(base.mqtt, enabled=False),
-    )
-    svc = Service(cfg, tasks=["store", "alarm", "gpio"], stop_when_sources_end=True)
-    sub = svc.hub.events.subscribe(maxsize=1024, name="bench")
-    seen: list[dict[str, Any]] = []
-
-    async def collect() -> None:
-        async for event in sub:
-            seen.append({"t": round(svc.hub.clock(), 1), "kind": event.kind, "condition": event.condition,
-                         "priority": event.priority})
-
-    task = asyncio.create_task(collect())
-    await svc.run()
-    await asyncio.sleep(0)
-    task.cancel()
-    sub.close()
-    return seen
-
-
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    p.add_argument("--seconds", type=float, default=60.0)
+    p = arg_parser(__doc__, seed=5, only_help="expressions to run (default: all seven)",
+                   config_help="TOML config (its [alarm], [face] and [fusion] apply)")
     p.add_argument("--rolls", type=float, nargs="+", default=[0.0, 60.0], help="rolls in degrees")
-    p.add_argument("--seed", type=int, default=5)
-    p.add_argument("--only", nargs="*", help="expressions to run (default: all seven)")
-    p.add_argument("--config", help="TOML config (its [alarm], [face] and [fusion] apply)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     base = config_mod.load(args.config)
@@ -132,24 +92,9 @@ def main(argv: list[str] | None = None) -> int:
                 rng = np.random.default_rng([args.seed, len(rows)])
                 video = Path(tmp) / f"{len(rows)}.mp4"
                 shown = write_video(faces[name], video, args.seconds, roll, rng)
-                state = Path(tmp) / f"state{len(rows)}"
-                state.mkdir()
-                events = asyncio.run(play(video, state, base))
-                raised = [e for e in events if e["kind"] == "raised"]
-                escalated = [e for e in events if e["kind"] == "escalated"]
-                first = raised[0]["t"] if raised else None
-                ok = (first is not None and first <= 20.0) if should_alarm else not raised
-                rows.append({"stream": name, "roll": roll, "expect_alarm": should_alarm, "faces": shown,
-                             "alarms": len(raised), "conditions": sorted({e["condition"] for e in raised}),
-                             "priority": max((e["priority"] for e in raised + escalated),
-                                             key=["low", "medium", "high"].index, default=None),
-                             "first_s": first, "ok": ok})
-                r = rows[-1]
-                print(f"{name:9s} roll {roll:4.0f} {'alarm' if should_alarm else 'quiet':5s} expected | "
-                      f"alarms {r['alarms']} priority {r['priority'] or '-':6s} first "
-                      f"{'-' if first is None else f'{first:.1f} s':8s} {'ok' if ok else 'WRONG'}", flush=True)
-    print(json.dumps({"streams": rows, "ok": sum(r["ok"] for r in rows), "n": len(rows),
-                      "seconds": args.seconds, "seed": args.seed}))
+                rows.append(run_stream(base, Path(tmp), name, f"{name:9s} roll {roll:4.0f}", should_alarm,
+                                       video=video, roll=roll, faces=shown))
+    print(summary(rows, args.seconds, args.seed))
     return 0
 
 

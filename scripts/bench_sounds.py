@@ -13,14 +13,10 @@ priority, and the seconds from the stream's start to the first; the last line is
 
 from __future__ import annotations
 
-import argparse
-import asyncio
-import json
 import logging
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import soundfile as sf
@@ -28,8 +24,8 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge import config as config_mod  # noqa: E402
+from scripts.scenario import arg_parser, run_stream, summary  # noqa: E402
 from scripts.sound_data import SR, index_clips, is_val, load_audio, synth_background  # noqa: E402
-from scripts.training import DEFAULT_DATA  # noqa: E402
 
 # name, clip sources (sound_data Clip.source), whether a nurse should be called
 STREAMS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
@@ -81,46 +77,9 @@ def build_stream(paths: list[Path], seconds: float, rng: np.random.Generator) ->
     return (out + floor).astype(np.float32)
 
 
-async def play(wav: Path, state_dir: Path, base: config_mod.Config) -> list[dict[str, Any]]:
-    """Run the service on one stream; every alarm event with the media second it happened at."""
-    import dataclasses
-
-    from edge.service import Service
-
-    cfg = dataclasses.replace(
-        base,
-        service=dataclasses.replace(base.service, state_dir=str(state_dir)),
-        camera=dataclasses.replace(base.camera, backend="none"),
-        face=dataclasses.replace(base.face, enabled=False),
-        microphone=dataclasses.replace(base.microphone, backend="file", file=str(wav), realtime=False, loop=False),
-        gpio=dataclasses.replace(base.gpio, pin_factory="mock"),
-        web=dataclasses.replace(base.web, enabled=False),
-        mqtt=dataclasses.replace(base.mqtt, enabled=False),
-    )
-    svc = Service(cfg, tasks=["store", "alarm", "gpio"], stop_when_sources_end=True)
-    sub = svc.hub.events.subscribe(maxsize=1024, name="bench")
-    seen: list[dict[str, Any]] = []
-
-    async def collect() -> None:
-        async for event in sub:
-            seen.append({"t": round(svc.hub.clock(), 1), "kind": event.kind, "condition": event.condition,
-                         "priority": event.priority})
-
-    task = asyncio.create_task(collect())
-    await svc.run()
-    await asyncio.sleep(0)
-    task.cancel()
-    sub.close()
-    return seen
-
-
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    p.add_argument("--seconds", type=float, default=60.0)
-    p.add_argument("--seed", type=int, default=3)
-    p.add_argument("--only", nargs="*", help="stream names to run (default: all)")
-    p.add_argument("--config", help="TOML config (its [alarm], [vocal_distress], [voice] and [fusion] apply)")
+    p = arg_parser(__doc__, seed=3, only_help="stream names to run (default: all)",
+                   config_help="TOML config (its [alarm], [vocal_distress], [voice] and [fusion] apply)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     base = config_mod.load(args.config)
@@ -141,24 +100,9 @@ def main(argv: list[str] | None = None) -> int:
             rng = np.random.default_rng([args.seed, len(rows)])
             wav = Path(tmp) / f"{len(rows)}.wav"
             sf.write(str(wav), build_stream(paths, args.seconds, rng), SR)
-            state = Path(tmp) / f"state{len(rows)}"
-            state.mkdir()
-            events = asyncio.run(play(wav, state, base))
-            raised = [e for e in events if e["kind"] == "raised"]
-            escalated = [e for e in events if e["kind"] == "escalated"]
-            first = raised[0]["t"] if raised else None
-            ok = (first is not None and first <= 20.0) if should_alarm else not raised
-            rows.append({"stream": name, "expect_alarm": should_alarm, "clips": len(paths), "alarms": len(raised),
-                         "conditions": sorted({e["condition"] for e in raised}),
-                         "priority": max((e["priority"] for e in raised + escalated),
-                                         key=["low", "medium", "high"].index, default=None),
-                         "first_s": first, "ok": ok})
-            r = rows[-1]
-            print(f"{name:18s} {'alarm' if should_alarm else 'quiet':5s} expected | alarms {r['alarms']} "
-                  f"{','.join(r['conditions']) or '-':28s} priority {r['priority'] or '-':6s} first "
-                  f"{'-' if first is None else f'{first:.1f} s':8s} {'ok' if ok else 'WRONG'}", flush=True)
-    print(json.dumps({"streams": rows, "ok": sum(r["ok"] for r in rows), "n": len(rows),
-                      "seconds": args.seconds, "seed": args.seed}))
+            rows.append(run_stream(base, Path(tmp), name, f"{name:18s}", should_alarm, audio=wav,
+                                   clips=len(paths)))
+    print(summary(rows, args.seconds, args.seed))
     return 0
 
 
