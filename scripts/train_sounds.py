@@ -109,6 +109,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--per-class", type=int, default=2000, help="training windows per class per epoch")
     p.add_argument("--other-factor", type=float, default=1.0,
                    help="other_vocal gets this many times --per-class windows (more non-distress bursts)")
+    p.add_argument("--moan-factor", type=float, default=1.0,
+                   help="moan gets this many times --per-class windows (the distress class with least data)")
     p.add_argument("--pleasant-share", type=float, default=1.0,
                    help="sampling share of each pleasant EmoGator category within other_vocal (a Deeply class is 1)")
     p.add_argument("--stages", default="1,2,3,4",
@@ -227,7 +229,8 @@ def group_weights(clips: list[Clip], pleasant_share: float = 1.0) -> dict[str, n
 
 
 def epoch_bank(clips: list[Clip], audio: list[np.ndarray], weights: dict[str, np.ndarray], epoch: int,
-               seed: int, per_class: int, other_factor: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+               seed: int, per_class: int, other_factor: float = 1.0,
+               moan_factor: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng([seed, epoch])
     speech_pool = [audio[i] for i, c in enumerate(clips) if c.kind == "speech"]
     feats, labels = [], []
@@ -241,7 +244,7 @@ def epoch_bank(clips: list[Clip], audio: list[np.ndarray], weights: dict[str, np
                 labels.append(k)
             continue
         w = weights[kind]
-        n = int(round(per_class * other_factor)) if kind == "other_vocal" else per_class
+        n = int(round(per_class * {"other_vocal": other_factor, "moan": moan_factor}.get(kind, 1.0)))
         for i in rng.choice(len(clips), size=n, p=w / w.sum()):
             feats.append(spec_augment(sound_features(render(audio[i], kind, speech_pool, rng)), rng))
             labels.append(k)
@@ -358,7 +361,8 @@ def main(argv: list[str] | None = None) -> int:
     for epoch in range(state["epoch"], args.epochs):
         start = time.time()
         bank_x, bank_y = epoch_bank(train, train_audio, weights, epoch, args.seed,
-                                    args.per_class if not args.limit else min(args.per_class, 64), args.other_factor)
+                                    args.per_class if not args.limit else min(args.per_class, 64), args.other_factor,
+                                    args.moan_factor)
         t_bank = time.time() - start
         model.optimizer.learning_rate.assign(lr_at(epoch, args.epochs, args.lr))
         n = len(bank_x) if not args.steps else min(len(bank_x), args.steps * args.batch)
@@ -411,7 +415,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics = {"classes": list(SOUND_CLASSES), "parameters": int(final.count_params()), "selected": selected,
                "epochs": state["epoch"], "best_epoch": state.get("best_epoch"), "seed": args.seed,
                "width": args.width, "stages": list(stages), "per_class": args.per_class,
-               "other_factor": args.other_factor, "pleasant_share": args.pleasant_share,
+               "other_factor": args.other_factor, "moan_factor": args.moan_factor, "pleasant_share": args.pleasant_share,
                "feature_shape": list(SOUND_FEATURE_SHAPE), "sample_rate": SR,
                "train_clips": len(train), "val_clips": len(val),
                "val_speakers": sorted({c.speaker for c in val}), "keras_validation": best_rep,
