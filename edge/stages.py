@@ -62,9 +62,10 @@ class FaceStage:
     """detect -> pick the patient (largest | central; ``all`` scores every face and reports the
     most distressed) -> align (eyes level) and crop with margin -> classify.
 
-    ``align`` (default) detects with ``detect_any_roll`` and crops with ``align_face``
+    ``align`` (default) detects with ``RollSearch`` (quarter turns of the frame for faces on their
+    side, the orientation remembered from frame to frame) and crops with ``align_face``
     (``edge.inference.face_align``); ``align=False`` is the unaligned path: one detector call and
-    ``crop_face``."""
+    ``crop_face``. ``reset()`` forgets the stream (evaluation judges each frame on its own)."""
 
     def __init__(self, detector: Detector, classifier: Classifier, *, select: str = "largest",
                  margin: float = 0.15, distress_weights: dict[str, float] | None = None,
@@ -76,10 +77,12 @@ class FaceStage:
 
             select_faces = select_faces or det_mod.select_faces
             crop_face = crop_face or (face_align.align_face if align else det_mod.crop_face)
+        self.roll_search = None
         if align:
-            from edge.inference.face_align import detect_any_roll
+            from edge.inference.face_align import RollSearch
 
-            self._detect: Callable[[np.ndarray], list[Any]] = lambda image: detect_any_roll(detector, image)
+            self.roll_search = RollSearch(detector)
+            self._detect: Callable[[np.ndarray], list[Any]] = self.roll_search.detect
         else:
             self._detect = detector.detect
         self.align = align
@@ -91,6 +94,11 @@ class FaceStage:
         self._select_faces = select_faces
         self._crop_face = crop_face
         self.timings = Timings()
+
+    def reset(self) -> None:
+        """Forget what earlier frames taught (the remembered face orientation)."""
+        if self.roll_search is not None:
+            self.roll_search.reset()
 
     def process(self, frame: Frame) -> tuple[ModalityReading | None, dict[str, Any]]:
         """One frame -> (reading, detail); reading is None when no face is in view."""

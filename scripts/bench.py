@@ -6,6 +6,8 @@ face and voice stages, fusion, state publication, alarm logic and event store) o
 played as fast as possible; ``--paced`` plays them like a live 15 fps camera and a live mic. The
 last line printed is one JSON object: fps (analysed frames/s), face_ms_p50, face_ms_p95,
 voice_ms_per_audio_s, cpu_percent (of one core), rss_mb, rss_peak_mb, startup_s, ...
+``--no-align`` runs the face stage as it was before eye alignment (one detector call a frame,
+unrotated crop), for a side-by-side run.
 
 ``python scripts/bench.py voice [--data ../shared/data] [--rounds 3]``: the cost of the voice path
 per second of audio, today's (webrtcvad decides what is speech) against the sound-event gate's
@@ -73,6 +75,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     pipe.add_argument("--config", help="TOML config (models_dir, face/voice model names, threads ...)")
     pipe.add_argument("--face-model", help="face expression .tflite (default: from the config)")
     pipe.add_argument("--voice-model", help="voice emotion .tflite (default: from the config)")
+    pipe.add_argument("--no-align", action="store_true",
+                      help="the face stage before eye alignment (one detector call a frame, unrotated crop)")
     pipe.add_argument("--warmup", type=float, default=2.0, help="seconds excluded from the measurement")
     pipe.add_argument("--outputs", default="alarm,store", help="outputs to run alongside (comma list)")
     pipe.add_argument("--profile", help="write a cProfile dump of the run to this file")
@@ -107,7 +111,12 @@ async def bench_pipeline(args: argparse.Namespace) -> dict[str, float | str | No
         gpio={"pin_factory": "mock"}, web={"enabled": False}, mqtt={"enabled": False},
     )
     outputs = [o for o in args.outputs.split(",") if o]
-    svc = Service(cfg, tasks=outputs, pace_fps=args.fps if args.paced else None, analysis_fps=analysis)
+    extra = {}
+    if args.no_align:
+        from edge.stages import load_face_stage
+
+        extra["face_stage"] = load_face_stage(cfg, align=False)
+    svc = Service(cfg, tasks=outputs, pace_fps=args.fps if args.paced else None, analysis_fps=analysis, **extra)
     sub = svc.hub.states.subscribe(maxsize=1)
     stop = asyncio.Event()
     task = asyncio.create_task(svc.run(stop))
@@ -128,6 +137,7 @@ async def bench_pipeline(args: argparse.Namespace) -> dict[str, float | str | No
     voice_busy = (pipe.voice.busy_ms - busy0) if pipe.voice else 0.0
     result: dict[str, float | str | None] = {
         "mode": "paced" if args.paced else "asap",
+        "aligned": not args.no_align,
         "fps": round((frames1 - frames0) / wall, 2),
         "face_ms_p50": m.get("face_ms_p50"),
         "face_ms_p95": m.get("face_ms_p95"),

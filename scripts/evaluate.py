@@ -156,7 +156,8 @@ def evaluate_face(npz: Path, model: Path, num_threads: int = 1,
 def evaluate_face_frames(images: np.ndarray, y_true: np.ndarray, clf: CropClassifier, roll: float,
                          align: bool = True, num_threads: int = 1) -> dict[str, Any]:
     """Each crop placed in a camera-like frame rolled by ``roll`` degrees, through the service's face
-    stage (detector, patient selection, alignment, crop) with ``clf`` as its classifier."""
+    stage (detector, patient selection, alignment, crop) with ``clf`` as its classifier. Each frame is
+    judged on its own, as the first frame of a stream (the stage forgets the last face's orientation)."""
     from edge.capture.camera import Frame
     from edge.config import Config
     from edge.stages import load_face_stage
@@ -170,6 +171,7 @@ def evaluate_face_frames(images: np.ndarray, y_true: np.ndarray, clf: CropClassi
     elapsed = 0.0
     for i, img in enumerate(images):
         frame = Frame(place_in_frame(img, roll), float(i), i)
+        stage.reset()
         t0 = time.perf_counter()
         reading, _ = stage.process(frame)
         elapsed += time.perf_counter() - t0

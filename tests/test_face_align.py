@@ -12,7 +12,7 @@ import pytest
 
 from edge.capture.camera import Frame
 from edge.inference.detector import Detection, FaceDetector, crop_face
-from edge.inference.face_align import align_face, detect_any_roll, detect_turned, eye_roll_deg
+from edge.inference.face_align import RollSearch, align_face, detect_any_roll, detect_turned, eye_roll_deg
 from edge.stages import FaceStage
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -155,6 +155,46 @@ def test_upright_face_costs_one_detector_call(detector: FaceDetector, face_frame
 
     assert len(detect_any_roll(Counting(), face_frame)) == 1 and len(calls) == 1
     assert detect_any_roll(Counting(), np.full_like(face_frame, 127)) == [] and len(calls) == 4
+
+
+class Counting:
+    """A real detector that counts its calls."""
+
+    def __init__(self, detector: FaceDetector):
+        self.detector = detector
+        self.calls = 0
+
+    def detect(self, frame: np.ndarray) -> list[Detection]:
+        self.calls += 1
+        return self.detector.detect(frame)
+
+
+def test_roll_search_on_a_stream_remembers_the_orientation(detector: FaceDetector, face_frame: np.ndarray) -> None:
+    (upright,) = detector.detect(face_frame)
+    on_side = _rotate(face_frame, upright.center, 90.0)
+    empty = np.full_like(face_frame, 127)
+    counting = Counting(detector)
+    search = RollSearch(counting, search_every=4)
+    # a face on its side: the first frame searches all three ways, later ones only the winning one
+    first = search.detect(on_side)
+    assert len(first) == 1 and counting.calls == 3 and search.turn is not None
+    for _ in range(3):
+        (det,) = search.detect(on_side)
+        assert eye_roll_deg(det) == pytest.approx(90.0, abs=12)
+    assert counting.calls == 3 + 3
+    # the bed empties: the first empty frame searches three ways, then one call a frame, three every 4th
+    counting.calls = 0
+    assert all(search.detect(empty) == [] for _ in range(9))
+    assert counting.calls == 3 + 1 + 1 + 1 + 3 + 1 + 1 + 1 + 3
+    # an upright face comes back: found within search_every frames, then one call a frame
+    results = [search.detect(face_frame) for _ in range(4)]
+    assert results[-1] and search.turn is None
+    counting.calls = 0
+    assert len(search.detect(face_frame)) == 1 and counting.calls == 1
+    search.reset()
+    assert search.turn is None
+    with pytest.raises(ValueError, match="search_every"):
+        RollSearch(counting, search_every=0)
 
 
 def test_face_stage_aligns_by_default(detector: FaceDetector, face_frame: np.ndarray) -> None:

@@ -94,6 +94,35 @@ def detect_turned(detector: Any, frame: np.ndarray, turn: str) -> list[Any]:
     return [_unturn(d, turn, frame.shape) for d in detector.detect(cv2.rotate(frame, _TURNS[turn]))]
 
 
+def _sure(dets: list[Any]) -> bool:
+    """Several faces, or one found with score >= ``SURE_SCORE`` and rolled at most
+    ``UPRIGHT_LIMIT_DEG`` (in the coordinates it was detected in): no quarter-turn search needed."""
+    if len(dets) > 1:
+        return True
+    if not dets:
+        return False
+    roll = eye_roll_deg(dets[0])
+    return dets[0].score >= SURE_SCORE and (roll is None or abs(roll) <= UPRIGHT_LIMIT_DEG)
+
+
+def _detect_oriented(detector: Any, frame: np.ndarray, turn: str | None) -> tuple[list[Any], bool]:
+    """Faces found with the frame upright (``turn`` None) or turned a quarter, in the frame's
+    coordinates, and whether they are sure (``_sure``, judged before turning them back)."""
+    if turn is None:
+        dets = detector.detect(frame)
+        return dets, _sure(dets)
+    raw = detector.detect(cv2.rotate(frame, _TURNS[turn]))
+    return [_unturn(d, turn, frame.shape) for d in raw], _sure(raw)
+
+
+def _best(found: dict[str | None, list[Any]]) -> tuple[str | None, list[Any]]:
+    """The orientation whose best face scores highest (a face is surest where it is nearest upright)."""
+    hits = [(turn, dets) for turn, dets in found.items() if dets]
+    if not hits:
+        return None, []
+    return max(hits, key=lambda td: max(d.score for d in td[1]))
+
+
 def detect_any_roll(detector: Any, frame: np.ndarray) -> list[Any]:
     """``detector.detect(frame)``, helped at large roll by quarter turns of the frame.
 
@@ -101,15 +130,54 @@ def detect_any_roll(detector: Any, frame: np.ndarray) -> list[Any]:
     eyes (on FER+ faces rolled 90 degrees, half of the roll estimates are more than 20 degrees
     off). So unless the frame holds several faces, or one face found with score >= ``SURE_SCORE``
     and rolled at most ``UPRIGHT_LIMIT_DEG``, the frame is also searched turned a quarter clockwise
-    and a quarter counter-clockwise, and the orientation whose best face scores highest wins (a
-    face is surest where it is nearest upright). One detector call for a confident upright face,
-    three otherwise (a frame without a face included). Detections are in the frame's coordinates."""
-    dets = detector.detect(frame)
-    if len(dets) > 1:
+    and a quarter counter-clockwise, and the orientation whose best face scores highest wins. One
+    detector call for a confident upright face, three otherwise (a frame without a face included).
+    Detections are in the frame's coordinates. For a video stream, ``RollSearch`` does the same
+    with fewer calls."""
+    dets, sure = _detect_oriented(detector, frame, None)
+    if sure:
         return dets
-    if dets:
-        roll = eye_roll_deg(dets[0])
-        if dets[0].score >= SURE_SCORE and (roll is None or abs(roll) <= UPRIGHT_LIMIT_DEG):
+    return _best({None: dets, **{t: _detect_oriented(detector, frame, t)[0] for t in _TURNS}})[1]
+
+
+class RollSearch:
+    """``detect_any_roll`` for a video stream: remembers the orientation that last found a face
+    and searches the other two only when needed.
+
+    Each frame is searched first in the remembered orientation (upright at the start); a sure face
+    there (``_sure``) costs one detector call, so a patient lying on the side costs one call a
+    frame, not three. A face that is not sure makes the frame searched all three ways, as
+    ``detect_any_roll`` does, and the winning orientation is remembered. A frame without any face
+    (an empty bed: the common case) costs one call; the full three-way search runs on the first empty
+    frame after a face and then every ``search_every`` empty frames, so a face that appears on its
+    side is found within that many frames."""
+
+    def __init__(self, detector: Any, search_every: int = 5):
+        if search_every < 1:
+            raise ValueError(f"search_every must be at least 1, not {search_every}")
+        self.detector = detector
+        self.search_every = search_every
+        self.turn: str | None = None
+        self._empty = search_every       # empty frames since the last full search
+
+    def reset(self) -> None:
+        """Forget the orientation: the next frame is searched as the first of a stream."""
+        self.turn = None
+        self._empty = self.search_every
+
+    def detect(self, frame: np.ndarray) -> list[Any]:
+        dets, sure = _detect_oriented(self.detector, frame, self.turn)
+        if sure:
+            self._empty = self.search_every
             return dets
-    found = [d for d in (dets, detect_turned(detector, frame, "cw"), detect_turned(detector, frame, "ccw")) if d]
-    return max(found, key=lambda ds: max(d.score for d in ds)) if found else []
+        if not dets and self._empty < self.search_every:
+            self._empty += 1
+            return []
+        found = {self.turn: dets}
+        found.update({t: _detect_oriented(self.detector, frame, t)[0] for t in (None, *_TURNS) if t != self.turn})
+        turn, best = _best(found)
+        if best:
+            self.turn, self._empty = turn, self.search_every
+        else:
+            self._empty = 1
+        return best
