@@ -52,3 +52,36 @@ def test_training_smoke(tmp_path: Path) -> None:
     from edge.inference.sound_events import SoundClassifier
 
     SoundClassifier(out / "sound_events_int8.tflite")
+
+
+def test_ensemble_refuses_a_model_that_is_not_a_sound_model() -> None:
+    pytest.importorskip("ai_edge_litert")
+    ensemble = load_script("ensemble_sounds")
+    with pytest.raises(SystemExit, match="not a sound-event model made by scripts/train_sounds.py"):
+        ensemble.member_weights(REPO / "models_tflite" / "voice_emotion_int8.tflite")
+    convs, dense, kind = ensemble.member_weights(REPO / "models_tflite" / "sound_events_int8.tflite")
+    assert kind == "int8" and len(convs) == 4 and dense[0].shape[1] == 6
+    assert convs[0][0].shape[:3] == (3, 3, 1) and all(c[0].shape[-1] == c[1].shape[0] for c in convs)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (DATA / "vocal_bursts").is_dir() or not HAS_TF, reason="needs shared data and tensorflow")
+def test_ensemble_of_the_shipped_model_with_itself_is_the_shipped_model(tmp_path: Path) -> None:
+    import numpy as np
+
+    from edge.inference.runtime import TFLiteModel
+    from edge.inference.sound_events import SoundClassifier, sound_features
+
+    shipped = REPO / "models_tflite" / "sound_events_int8.tflite"
+    out = tmp_path / "ensemble"
+    ensemble = load_script("ensemble_sounds")
+    assert ensemble.main([str(shipped), str(shipped), "--data", str(DATA), "--out", str(out), "--limit", "120"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [m["file"] for m in metrics["members"]] == [str(shipped)] * 2
+    assert all(m["matches_its_file_within"] <= 0.06 for m in metrics["members"])
+    rng = np.random.default_rng(0)
+    x = sound_features((0.1 * rng.standard_normal(16000)).astype(np.float32))[None]
+    both = TFLiteModel(out / "sound_events_float.tflite").run(x)[0][0]
+    single = SoundClassifier(shipped).model.run(x)[0][0]
+    np.testing.assert_allclose(both, single / single.sum(), atol=0.06)
+    SoundClassifier(out / "sound_events_int8.tflite")
