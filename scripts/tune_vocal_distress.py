@@ -9,7 +9,7 @@ streams that raise it within 20 s, the worst time to raise, and the non-distress
 at all. The last line is one JSON object with the grid, sorted best first: no false alarm, then most
 distress streams in time, then the quickest worst case.
 
-    python scripts/tune_vocal_distress.py [--data ../shared/data] [--shuffles 4] [--seconds 60]
+    python scripts/tune_vocal_distress.py [--data ../shared/data] [--shuffles 4] [--seconds 60] [--sound-model PATH]
 """
 
 from __future__ import annotations
@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--shuffles", type=int, default=4, help="streams per kind, each a different order and level")
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--top", type=int, default=12, help="candidates printed")
+    p.add_argument("--sound-model", type=Path, help="sound-event .tflite to judge (default: the shipped one)")
     args = p.parse_args(argv)
     from edge.stages import load_voice_stage
 
@@ -74,7 +75,10 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    stage = load_voice_stage(Config())
+    cfg = Config()
+    if args.sound_model:
+        cfg = dataclasses.replace(cfg, voice=dataclasses.replace(cfg.voice, sound_model=str(args.sound_model.resolve())))
+    stage = load_voice_stage(cfg)
     streams = []   # (name, should_alarm, hops)
     for k, (name, sources, should) in enumerate(VOCAL_STREAMS):
         paths = [c.path for c in clips if c.source in sources]
