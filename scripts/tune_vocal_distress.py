@@ -33,9 +33,9 @@ from scripts.training import DEFAULT_DATA  # noqa: E402
 
 VOCAL_STREAMS = [(n, s, a) for n, s, a in STREAMS if not n.endswith("speech")]   # speech alarms via emotion
 GRID = {
-    "flag_threshold": (0.6, 0.7, 0.75, 0.8, 0.85, 0.9),
+    "flag_threshold": (0.5, 0.55, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9),
     "scream_s": (1.5, 2.0, 3.0),
-    "distress_s": (4.0, 5.0, 6.0, 8.0),
+    "distress_s": (2.5, 3.0, 3.5, 4.0, 5.0, 6.0, 8.0),
     "window_s": (20.0, 30.0),
 }
 
