@@ -8,6 +8,9 @@ Writes into DIR (which must not be a tracked part of the repository):
 - ``fer_publictest_original.npz``: every PublicTest row with its original FER-2013 label.
 - ``ravdess_17_20/``: ``index.csv`` (the shared index's rows for actors 17-20) and symlinks
   ``Actor_NN`` to the shared folders, so ``file`` paths resolve without copying any audio.
+- ``ravdess_17_20_babble/``: the same clips with the model card's noise (``train_voice.noisy_copy``:
+  babble of three other held-out actors at 10 dB SNR plus pink noise at 20 dB), written as 16 kHz
+  WAV files beside an ``index.csv``: the "in babble" figure of ``evaluate.py voice``.
 - ``sounds_deeply_speech/`` and ``sounds_emogator/`` for ``evaluate.py sounds``: ``index.csv``
   (file, kind, source) over the validation speakers of ``scripts/sound_data.py`` (never trained
   on), with a symlink ``data`` to the shared folder. The first: every Deeply clip plus RAVDESS
@@ -94,6 +97,35 @@ def ravdess_set(src: Path, out: Path) -> int:
     return len(rows)
 
 
+def ravdess_babble_set(src: Path, out: Path) -> int:
+    """Actors 17-20 in babble and pink noise, in the shared index's order (the noise is seeded per
+    clip in that order, so these are the clips behind the model card's noisy figure)."""
+    import soundfile as sf
+
+    from scripts.train_voice import SAMPLE_RATE, VAL_ACTORS, noisy_copy
+
+    with open(src / "index.csv", newline="", encoding="utf-8") as fh:
+        reader = csv.DictReader(fh)
+        fields = list(reader.fieldnames or [])
+        rows = [r for r in reader if int(r["actor"]) in VAL_ACTORS]
+    audio = []
+    for r in rows:
+        x, sr = sf.read(src / r["file"], dtype="float32", always_2d=True)
+        if sr != SAMPLE_RATE:
+            raise SetError(f"{src / r['file']} is {sr} Hz, expected {SAMPLE_RATE}; use the shared RAVDESS folder")
+        audio.append(x.mean(axis=1))
+    dest = out / "ravdess_17_20_babble"
+    for r, y in zip(rows, noisy_copy(audio, [int(r["actor"]) for r in rows]), strict=True):
+        path = dest / r["file"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sf.write(path, y, SAMPLE_RATE, subtype="PCM_16")
+    with open(dest / "index.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    return len(rows)
+
+
 def sound_sets(data: Path, out: Path) -> dict[str, int]:
     from scripts.sound_data import EMOGATOR_PLEASANT, index_clips, is_val
 
@@ -133,12 +165,14 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         counts = fer_sets(args.data / FER_FILE, args.out)
         counts["ravdess_17_20"] = ravdess_set(args.data / RAVDESS_DIR, args.out)
+        counts["ravdess_17_20_babble"] = ravdess_babble_set(args.data / RAVDESS_DIR, args.out)
         counts.update(sound_sets(args.data, args.out))
     except SetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     targets = {"fer_publictest_ferplus": "fer_publictest_ferplus.npz",
                "fer_publictest_original": "fer_publictest_original.npz", "ravdess_17_20": "ravdess_17_20/",
+               "ravdess_17_20_babble": "ravdess_17_20_babble/",
                "sounds_deeply_speech": "sounds_deeply_speech/", "sounds_emogator": "sounds_emogator/"}
     for name, n in counts.items():
         print(f"{name}: {n} items -> {args.out / targets[name]}")

@@ -402,6 +402,18 @@ def test_make_eval_sets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
     capsys.readouterr()
     assert evaluate.main(["voice", "--dir", str(rav)], make_voice_classifier=ToneClassifier) == 0
     assert last_json(capsys.readouterr().out)["n"] == 2
+    # the same clips in babble: written as WAV, the same length, noisier
+    babble = out / "ravdess_17_20_babble"
+    with open(babble / "index.csv", newline="") as fh:
+        noisy_rows = list(csv.DictReader(fh))
+    assert noisy_rows == rows
+    for r in rows:
+        clean, _ = sf.read(data / "ravdess" / r["file"], dtype="float32")
+        noisy, rate = sf.read(babble / r["file"], dtype="float32")
+        assert rate == RATE and len(noisy) == len(clean)
+        assert 0.01 < float(np.sqrt(np.mean((noisy - clean) ** 2))) < float(np.sqrt(np.mean(clean ** 2)))
+    assert evaluate.main(["voice", "--dir", str(babble)], make_voice_classifier=ToneClassifier) == 0
+    assert last_json(capsys.readouterr().out)["n"] == 2
     # sound sets: validation speakers only, with their kind and source
     with open(out / "sounds_deeply_speech" / "index.csv", newline="") as fh:
         rows = list(csv.DictReader(fh))
