@@ -116,6 +116,7 @@ class Service:
         self.make_reader = make_reader
         self.make_backend = make_backend
         self.stop_when_sources_end = stop_when_sources_end
+        self.exit_code = 0
         self.keep_serving = keep_serving   # media files played to their end: say so, keep the page up
         self.retry_first_s = retry_first_s
         self.pace_fps = pace_fps
@@ -264,7 +265,8 @@ class Service:
             self.stop_event.set()
 
     async def run(self, stop: asyncio.Event | None = None, install_signals: bool = False) -> int:
-        """Run until ``stop`` is set (or a signal, or the end of play-once files). Returns 0."""
+        """Run until ``stop`` is set (or a signal, or the end of play-once files). Returns 0, or 2
+        when play-once files were given and no stage could analyse them."""
         stop = stop or asyncio.Event()
         self.stop_event = stop
         loop = asyncio.get_running_loop()
@@ -294,7 +296,7 @@ class Service:
             if install_signals:
                 for sig in (signal.SIGINT, signal.SIGTERM):
                     loop.remove_signal_handler(sig)
-        return 0
+        return self.exit_code
 
     def _on_signal(self, sig: signal.Signals) -> None:
         log.info("%s received: stopping", sig.name)
@@ -302,6 +304,15 @@ class Service:
 
     async def _stop_when_ended(self, pipeline: Pipeline, stop: asyncio.Event) -> None:
         if not (self.stop_when_sources_end or self.keep_serving):
+            return
+        if pipeline.camera is None and pipeline.microphone is None:
+            # nothing can play (e.g. a model file missing): say why instead of waiting forever
+            why = "; ".join(f"{name} {h.status}: {h.detail}" for name in ("face", "voice")
+                            if (h := self.hub.health.get(name)) is not None)
+            log.error("no media can be analysed (%s): fix the model files or [face]/[voice] enabled", why)
+            self.exit_code = 2
+            if self.stop_when_sources_end:
+                stop.set()
             return
         await pipeline.sources_ended.wait()
         await pipeline.drain()

@@ -304,6 +304,18 @@ def test_cli_run_recordings_fall_back_to_a_user_state_dir(tmp_path: Path, monkey
     assert f"--state-dir {mine}" in captured.out and (mine / "events.db").exists()
 
 
+def test_cli_run_recordings_with_no_usable_stage_stops_and_says_why(tmp_path: Path,
+                                                                    caplog: pytest.LogCaptureFixture) -> None:
+    from pipeline_media import face_frame
+
+    video = write_video(tmp_path / "v.avi", face_frame(), frames=10, fps=15.0)
+    cfg_file = tmp_path / "c.toml"
+    cfg_file.write_text(f'[service]\nstate_dir = "{tmp_path / "state"}"\n[web]\nenabled = false\n'
+                        '[gpio]\npin_factory = "mock"\n[face]\nmodel = "no_such_face_model.tflite"\n')
+    assert cli.main(["run", "--config", str(cfg_file), "--video", str(video)]) == 2
+    assert "no media can be analysed" in caplog.text and "no_such_face_model.tflite" in caplog.text
+
+
 def test_enabled_is_checked_by_the_service(tmp_path: Path) -> None:
     async def never(hub: Hub, stop: asyncio.Event) -> None:
         raise AssertionError("a disabled task must not start")
