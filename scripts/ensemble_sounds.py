@@ -31,8 +31,17 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edge.inference.sound_events import NUM_SOUNDS, SOUND_CLASSES, SOUND_FEATURE_SHAPE  # noqa: E402
-from scripts.sound_data import SR, index_clips, is_val  # noqa: E402
-from scripts.train_sounds import STEM, clip_report, epoch_bank, group_weights, load_clips, val_windows  # noqa: E402
+from scripts.sound_data import SR  # noqa: E402
+from scripts.train_sounds import (  # noqa: E402
+    STEM,
+    clip_report,
+    epoch_bank,
+    group_weights,
+    load_clips,
+    selection_score,
+    split_clips,
+    val_windows,
+)
 from scripts.training import DEFAULT_DATA, export_float_and_int8, install  # noqa: E402
 
 # the layer sequence of a train_sounds.py model as TFLite writes it
@@ -141,7 +150,7 @@ def score_file(path: Path, val_audio: list[np.ndarray], val: list) -> dict:
         probs.append(p)
         owner += [i] * len(p)
     rep = clip_report(np.concatenate(probs), np.asarray(owner), val)
-    rep["score"] = float(np.nansum([rep["auc_deeply_speech"], rep["auc_emogator"], rep["clip_balanced_accuracy"]]))
+    rep["score"] = selection_score(rep)
     return {"bytes": path.stat().st_size, **rep}
 
 
@@ -155,16 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     import tensorflow as tf
 
     tf.keras.utils.set_random_seed(args.seed)
-    try:
-        clips = index_clips(Path(args.data))
-    except FileNotFoundError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    train = [c for c in clips if not is_val(c)]
-    val = [c for c in clips if is_val(c)]
-    if args.limit:
-        rng = np.random.default_rng(args.seed)
-        train = [train[i] for i in sorted(rng.choice(len(train), size=min(args.limit, len(train)), replace=False))]
-        val = [val[i] for i in sorted(rng.choice(len(val), size=min(max(args.limit // 4, 30), len(val)), replace=False))]
+    train, val = split_clips(Path(args.data), args.limit, args.seed, min_val=30)
     train_audio, val_audio = load_clips(train, True), load_clips(val, True)
     val_x, _ = val_windows(val_audio[:20])
 

@@ -149,6 +149,30 @@ def espeak_sentences(cache: Path, seed: int) -> list[np.ndarray]:
     return out
 
 
+def split_clips(data: Path, limit: int = 0, seed: int = 1, min_val: int = 60) -> tuple[list[Clip], list[Clip]]:
+    """(training clips, validation clips) of the shared data, split by speaker; ``limit`` keeps a
+    seeded slice (N training clips, N // 4 but at least ``min_val`` validation clips) for smoke tests.
+    SystemExit names a missing folder."""
+    try:
+        clips = index_clips(data)
+    except FileNotFoundError as exc:
+        raise SystemExit(f"error: {exc}") from None
+    train = [c for c in clips if not is_val(c)]
+    val = [c for c in clips if is_val(c)]
+    if limit:
+        rng = np.random.default_rng(seed)
+        train = [train[i] for i in sorted(rng.choice(len(train), size=min(limit, len(train)), replace=False))]
+        val = [val[i] for i in sorted(rng.choice(len(val), size=min(max(limit // 4, min_val), len(val)), replace=False))]
+    assert not {c.speaker for c in train} & {c.speaker for c in val}, "a validation speaker is in training"
+    return train, val
+
+
+def selection_score(report: dict) -> float:
+    """What picks the exported epoch: distress AUC on Deeply + speech, on EmoGator, and the clip
+    balanced accuracy, summed."""
+    return float(np.nansum([report["auc_deeply_speech"], report["auc_emogator"], report["clip_balanced_accuracy"]]))
+
+
 def load_clips(clips: list[Clip], quiet: bool) -> list[np.ndarray]:
     from tqdm import tqdm
 
@@ -322,17 +346,7 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
     tf = start_tensorflow(args)
     t0 = time.time()
-    try:
-        all_clips = index_clips(Path(args.data))
-    except FileNotFoundError as exc:
-        raise SystemExit(f"error: {exc}") from None
-    train = [c for c in all_clips if not is_val(c)]
-    val = [c for c in all_clips if is_val(c)]
-    if args.limit:
-        rng = np.random.default_rng(args.seed)
-        train = [train[i] for i in sorted(rng.choice(len(train), size=min(args.limit, len(train)), replace=False))]
-        val = [val[i] for i in sorted(rng.choice(len(val), size=min(max(args.limit // 4, 60), len(val)), replace=False))]
-    assert not {c.speaker for c in train} & {c.speaker for c in val}, "a validation speaker is in training"
+    train, val = split_clips(Path(args.data), args.limit, args.seed)
     train_audio = load_clips(train, args.quiet)
     val_audio = load_clips(val, args.quiet)
     if args.espeak and not args.limit:
@@ -354,7 +368,7 @@ def main(argv: list[str] | None = None) -> int:
 
     def validate(m) -> dict:
         rep = clip_report(m.predict(val_x, batch_size=512, verbose=0), val_owner, val)
-        rep["score"] = float(np.nansum([rep["auc_deeply_speech"], rep["auc_emogator"], rep["clip_balanced_accuracy"]]))
+        rep["score"] = selection_score(rep)
         return rep
 
     bank_x = None
