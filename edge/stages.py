@@ -77,7 +77,7 @@ class FaceStage:
 
             select_faces = select_faces or det_mod.select_faces
             crop_face = crop_face or (face_align.align_face if align else det_mod.crop_face)
-        self.roll_search = None
+        self.roll_search: Any = None   # face_align.RollSearch when aligning
         if align:
             from edge.inference.face_align import RollSearch
 
