@@ -34,15 +34,15 @@ from edge.inference.sound_events import NUM_SOUNDS, SOUND_CLASSES, SOUND_FEATURE
 from scripts.sound_data import SR  # noqa: E402
 from scripts.train_sounds import (  # noqa: E402
     STEM,
-    clip_report,
     epoch_bank,
     group_weights,
     load_clips,
+    score_tflite,
     selection_score,
     split_clips,
     val_windows,
 )
-from scripts.training import DEFAULT_DATA, export_float_and_int8, install  # noqa: E402
+from scripts.training import DEFAULT_DATA, average_models, export_float_and_int8, install  # noqa: E402
 
 # the layer sequence of a train_sounds.py model as TFLite writes it
 EXPECTED_OPS = ("CONV_2D", "MAX_POOL_2D", "CONV_2D", "MAX_POOL_2D", "CONV_2D", "MAX_POOL_2D", "CONV_2D",
@@ -131,29 +131,6 @@ def check_member(model, path: Path, windows: np.ndarray, kind: str) -> float:
     return diff
 
 
-def build_ensemble(tf, members: list):
-    layers = tf.keras.layers
-    inp = layers.Input(SOUND_FEATURE_SHAPE, name="logmel")
-    outs = [m(inp) for m in members]
-    probs = layers.Average(name="probs")(outs) if len(outs) > 1 else outs[0]
-    return tf.keras.Model(inp, probs, name="sound_events_ensemble")
-
-
-def score_file(path: Path, val_audio: list[np.ndarray], val: list) -> dict:
-    """train_sounds.py's clip report for a TFLite file, through the service's windows."""
-    from edge.inference.sound_events import SoundClassifier, clip_sound_events
-
-    clf = SoundClassifier(path)
-    probs, owner = [], []
-    for i, x in enumerate(val_audio):
-        p = clip_sound_events(clf, x)
-        probs.append(p)
-        owner += [i] * len(p)
-    rep = clip_report(np.concatenate(probs), np.asarray(owner), val)
-    rep["score"] = selection_score(rep)
-    return {"bytes": path.stat().st_size, **rep}
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     for path in args.members:
@@ -173,13 +150,14 @@ def main(argv: list[str] | None = None) -> int:
         convs, dense, kind = member_weights(path)
         model = build_member(tf, convs, dense, f"member_{k}")
         diff = check_member(model, path, val_x[:64], kind)
-        alone = score_file(path, val_audio, val)
+        alone = score_tflite(path, val_audio, val)
+        alone["score"] = selection_score(alone)
         members.append(model)
         notes.append({"file": str(path), "weights": kind, "matches_its_file_within": round(diff, 4),
                       **{key: alone[key] for key in ("auc_deeply_speech", "auc_emogator", "clip_balanced_accuracy", "score")}})
         print(f"{path}: {kind}, rebuilt within {diff:.4f}; alone AUC deeply+speech {alone['auc_deeply_speech']:.4f} "
               f"emogator {alone['auc_emogator']:.4f} clip bal acc {alone['clip_balanced_accuracy']:.4f}", flush=True)
-    model = build_ensemble(tf, members)
+    model = average_models(tf, members, SOUND_FEATURE_SHAPE, "sound_events_ensemble")
 
     # calibration windows: augmented training renderings, like a single run's export
     bank_x, _ = epoch_bank(train, train_audio, group_weights(train), 0, args.seed, 100 if not args.limit else 20)
@@ -191,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
                "feature_shape": list(SOUND_FEATURE_SHAPE), "sample_rate": SR,
                "train_clips": len(train), "val_clips": len(val), "val_speakers": sorted({c.speaker for c in val})}
     for kind, path in (("float", float_path), ("int8", int8_path)):
-        metrics[kind] = score_file(path, val_audio, val)
+        metrics[kind] = score_tflite(path, val_audio, val)
+        metrics[kind]["score"] = selection_score(metrics[kind])
         m = metrics[kind]
         print(f"ensemble {kind} ({m['bytes']} bytes): AUC deeply+speech {m['auc_deeply_speech']:.4f} emogator "
               f"{m['auc_emogator']:.4f} clip bal acc {m['clip_balanced_accuracy']:.4f}", flush=True)

@@ -37,7 +37,7 @@ from scripts.train_voice import (  # noqa: E402
     load_ravdess,
     noisy_copy,
 )
-from scripts.training import DEFAULT_DATA, WeightAverage, install  # noqa: E402
+from scripts.training import DEFAULT_DATA, WeightAverage, average_models, install  # noqa: E402
 
 MAX_BYTES = 1_000_000          # the issue's size bar for the int8 speech model
 
@@ -91,15 +91,6 @@ def check_member(model, run: Path, windows: np.ndarray, tol: float = 1e-3) -> fl
     return diff
 
 
-def build_ensemble(tf, members: list):
-    """One model: the same log-mel input to every member, their probabilities averaged."""
-    layers = tf.keras.layers
-    inp = layers.Input(FEATURE_SHAPE, name="logmel")
-    outs = [tf.keras.Model(m.input, m.output, name=f"member_{i}")(inp) for i, m in enumerate(members)]
-    probs = layers.Average(name="probs")(outs) if len(outs) > 1 else outs[0]
-    return tf.keras.Model(inp, probs, name="voice_emotion_ensemble")
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
@@ -123,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
                              "int8_clean": meta["int8"]["clean"]["accuracy"], "int8_noisy": meta["int8"]["noisy"]["accuracy"]})
         print(f"{run}: seed {meta.get('seed')}, int8 alone clean {meta['int8']['clean']['accuracy']:.4f} "
               f"noisy {meta['int8']['noisy']['accuracy']:.4f}", flush=True)
-    model = build_ensemble(tf, members)
+    model = average_models(tf, members, FEATURE_SHAPE, "voice_emotion_ensemble")
 
     # calibration windows: augmented training renderings, like a single run's export
     bank_x, _ = epoch_bank(data, 0, args.seed, 2, True, metas[0].get("noise_prob", 0.25), metas[0].get("max_speed", 0.05))

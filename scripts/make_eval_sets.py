@@ -73,7 +73,8 @@ def fer_sets(npz: Path, out: Path) -> dict[str, int]:
     return {"fer_publictest_ferplus": int(keep.sum()), "fer_publictest_original": int(test.sum())}
 
 
-def ravdess_set(src: Path, out: Path) -> int:
+def _ravdess_rows(src: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """(columns, rows of actors 17-20 in the shared index's order)."""
     index = src / "index.csv"
     if not index.is_file():
         raise SetError(f"{index} not found; pass --data pointing at the shared data folder")
@@ -81,6 +82,18 @@ def ravdess_set(src: Path, out: Path) -> int:
         reader = csv.DictReader(fh)
         fields = list(reader.fieldnames or [])
         rows = [r for r in reader if int(r["actor"]) in RAVDESS_ACTORS]
+    return fields, rows
+
+
+def _write_index(dest: Path, fields: list[str], rows: list[dict[str, str]]) -> None:
+    with open(dest / "index.csv", "w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def ravdess_set(src: Path, out: Path) -> int:
+    fields, rows = _ravdess_rows(src)
     dest = out / "ravdess_17_20"
     dest.mkdir(parents=True, exist_ok=True)
     for actor in RAVDESS_ACTORS:
@@ -90,10 +103,7 @@ def ravdess_set(src: Path, out: Path) -> int:
                 continue
             link.unlink()
         link.symlink_to(target, target_is_directory=True)
-    with open(dest / "index.csv", "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+    _write_index(dest, fields, rows)
     return len(rows)
 
 
@@ -102,12 +112,9 @@ def ravdess_babble_set(src: Path, out: Path) -> int:
     clip in that order, so these are the clips behind the model card's noisy figure)."""
     import soundfile as sf
 
-    from scripts.train_voice import SAMPLE_RATE, VAL_ACTORS, noisy_copy
+    from scripts.train_voice import SAMPLE_RATE, noisy_copy
 
-    with open(src / "index.csv", newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
-        fields = list(reader.fieldnames or [])
-        rows = [r for r in reader if int(r["actor"]) in VAL_ACTORS]
+    fields, rows = _ravdess_rows(src)
     audio = []
     for r in rows:
         x, sr = sf.read(src / r["file"], dtype="float32", always_2d=True)
@@ -119,10 +126,7 @@ def ravdess_babble_set(src: Path, out: Path) -> int:
         path = dest / r["file"]
         path.parent.mkdir(parents=True, exist_ok=True)
         sf.write(path, y, SAMPLE_RATE, subtype="PCM_16")
-    with open(dest / "index.csv", "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=fields)
-        writer.writeheader()
-        writer.writerows(rows)
+    _write_index(dest, fields, rows)
     return len(rows)
 
 

@@ -167,6 +167,20 @@ def split_clips(data: Path, limit: int = 0, seed: int = 1, min_val: int = 60) ->
     return train, val
 
 
+def score_tflite(path: Path, val_audio: list[np.ndarray], val: list[Clip]) -> dict:
+    """File size and ``clip_report`` of an exported TFLite model on the validation clips, through the
+    service's windows (``clip_sound_events``)."""
+    from edge.inference.sound_events import SoundClassifier, clip_sound_events
+
+    clf = SoundClassifier(path)
+    probs, owner = [], []
+    for i, x in enumerate(val_audio):
+        p = clip_sound_events(clf, x)
+        probs.append(p)
+        owner += [i] * len(p)
+    return {"bytes": path.stat().st_size, **clip_report(np.concatenate(probs), np.asarray(owner), val)}
+
+
 def selection_score(report: dict) -> float:
     """What picks the exported epoch: distress AUC on Deeply + speech, on EmoGator, and the clip
     balanced accuracy, summed."""
@@ -434,17 +448,8 @@ def main(argv: list[str] | None = None) -> int:
                "train_clips": len(train), "val_clips": len(val),
                "val_speakers": sorted({c.speaker for c in val}), "keras_validation": best_rep,
                "history": state["history"]}
-    from edge.inference.sound_events import SoundClassifier, clip_sound_events
-
     for kind, path in (("float", float_path), ("int8", int8_path)):
-        clf = SoundClassifier(path)
-        probs, owner = [], []
-        for i, x in enumerate(val_audio):
-            p = clip_sound_events(clf, x)
-            probs.append(p)
-            owner += [i] * len(p)
-        metrics[kind] = {"bytes": path.stat().st_size,
-                         **clip_report(np.concatenate(probs), np.asarray(owner), val)}
+        metrics[kind] = score_tflite(path, val_audio, val)
         m = metrics[kind]
         print(f"{kind} ({m['bytes']} bytes): AUC deeply+speech {m['auc_deeply_speech']:.4f} emogator "
               f"{m['auc_emogator']:.4f} clip acc {m['clip_accuracy']:.4f} (balanced {m['clip_balanced_accuracy']:.4f})",

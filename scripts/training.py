@@ -193,3 +193,13 @@ def export_float_and_int8(tf, model, out_dir: Path, stem: str,
     int8_path = out_dir / f"{stem}_int8.tflite"
     int8_path.write_bytes(conv.convert())
     return float_path, int8_path
+
+
+def average_models(tf, members: Sequence, input_shape: tuple[int, ...], name: str):
+    """One Keras model: the same input to every member, their outputs (probabilities) averaged; a
+    seed ensemble exported as a single TFLite file."""
+    layers = tf.keras.layers
+    inp = layers.Input(input_shape, name="logmel")
+    outs = [tf.keras.Model(m.input, m.output, name=f"member_{i}")(inp) for i, m in enumerate(members)]
+    probs = layers.Average(name="probs")(outs) if len(outs) > 1 else outs[0]
+    return tf.keras.Model(inp, probs, name=name)
