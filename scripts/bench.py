@@ -23,6 +23,10 @@ logits: never shipped, measured here only) and each ``--model NAME=PATH`` (e.g. 
 or a float export to see the speed without int8 dot-product instructions).
 Int8 speed depends on the CPU's dot-product instructions, so only the ratios in one run count.
 
+``python scripts/bench.py roll-search``: detector calls per frame of the face stage's orientation
+memory (``RollSearch``) against searching every frame afresh, on the demo video, the demo video
+rolled 90 degrees and an empty room (counts, the same on any machine).
+
 ``python scripts/bench.py web ...``: the status server benchmark (scripts/bench_web.py).
 """
 
@@ -241,8 +245,60 @@ def bench_face(models: dict[str, Path], rounds: int, faces: int) -> dict:
     return out
 
 
+def bench_roll_search(empty_frames: int = 100) -> dict:
+    """Detector calls per frame of the face stage's ``RollSearch`` against a fresh three-way search
+    (``detect_any_roll``) on the same frames: the demo video, the demo video rolled 90 degrees, and
+    an empty room (grey frames with sensor noise). Counts, not timings: the same on any machine."""
+    import cv2
+    import numpy as np
+
+    from edge.config import Config
+    from edge.demo import find_demo_media
+    from edge.inference.face_align import RollSearch, detect_any_roll
+    from edge.models import face_detector
+
+    cfg = Config()
+    detector = face_detector(cfg).load(cfg)
+
+    class Counting:
+        calls = 0
+
+        def detect(self, frame: np.ndarray) -> list:
+            Counting.calls += 1
+            return detector.detect(frame)
+
+    cap = cv2.VideoCapture(str(find_demo_media()[0]))
+    frames = []
+    while (read := cap.read())[0]:
+        frames.append(read[1])
+    cap.release()
+    h, w = frames[0].shape[:2]
+    turn = cv2.getRotationMatrix2D((w / 2, h / 2), 90.0, 1.0)
+    rng = np.random.default_rng(0)
+    sets = {"demo video": frames,
+            "demo video rolled 90": [cv2.warpAffine(f, turn, (w, h), borderMode=cv2.BORDER_REPLICATE) for f in frames],
+            "empty room": [np.clip(127 + rng.normal(0, 6, frames[0].shape), 0, 255).astype(np.uint8)
+                           for _ in range(empty_frames)]}
+    out: dict = {}
+    for name, stream in sets.items():
+        row = {"frames": len(stream)}
+        for way, detect in (("fresh", lambda f: detect_any_roll(Counting(), f)), ("roll_search", RollSearch(Counting()).detect)):
+            Counting.calls = 0
+            row[f"{way}_found"] = sum(bool(detect(f)) for f in stream)
+            row[f"{way}_calls_per_frame"] = round(Counting.calls / len(stream), 2)
+        out[name] = row
+        print(f"{name:22s} {len(stream)} frames | detector calls per frame: searched afresh "
+              f"{row['fresh_calls_per_frame']:.2f} (found {row['fresh_found']}), RollSearch "
+              f"{row['roll_search_calls_per_frame']:.2f} (found {row['roll_search_found']})", flush=True)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["roll-search"]:
+        argparse.ArgumentParser(description=bench_roll_search.__doc__).parse_args(argv[1:])
+        print(json.dumps(bench_roll_search()))
+        return 0
     if argv[:1] == ["face"]:
         fp = argparse.ArgumentParser(description="ms per face of face models, side by side in one run")
         fp.add_argument("--model", action="append", default=[], metavar="NAME=PATH",

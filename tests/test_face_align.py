@@ -211,3 +211,13 @@ def test_face_stage_aligns_by_default(detector: FaceDetector, face_frame: np.nda
     FaceStage(detector, Keep(), align=False).process(rolled)
     reference = align_face(face_frame, upright)
     assert _corr(seen[0], reference) > _corr(seen[1], reference) + 0.3
+
+
+def test_bench_roll_search_counts_fewer_calls_and_finds_the_same_faces(detector: FaceDetector) -> None:
+    from script_loader import load_script
+
+    rows = load_script("bench").bench_roll_search(empty_frames=20)
+    for name, row in rows.items():
+        assert row["roll_search_found"] == row["fresh_found"], name
+        assert row["roll_search_calls_per_frame"] < row["fresh_calls_per_frame"], name
+    assert rows["empty room"]["fresh_calls_per_frame"] == 3.0 and rows["demo video"]["fresh_found"] > 0
