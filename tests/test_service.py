@@ -215,7 +215,8 @@ async def test_damaged_video_is_a_camera_lost_alarm_and_the_service_runs_on(tmp_
             event = await asyncio.wait_for(events.get(), WAIT)
             if event.kind == "technical" and event.condition == "camera_lost":
                 break
-        assert "stopped decoding" in svc.hub.health["camera"].detail
+        # the alarm says why; the live health may already read "ok" again (the file is retried)
+        assert "stopped decoding" in event.detail["message"]
         assert not task.done()   # only the face side is down
     finally:
         stop.set()
