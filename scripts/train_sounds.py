@@ -111,6 +111,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="other_vocal gets this many times --per-class windows (more non-distress bursts)")
     p.add_argument("--moan-factor", type=float, default=1.0,
                    help="moan gets this many times --per-class windows (the distress class with least data)")
+    p.add_argument("--eq", type=float, default=0.0,
+                   help="share of training windows given a random microphone response (see random_eq)")
     p.add_argument("--pleasant-share", type=float, default=1.0,
                    help="sampling share of each pleasant EmoGator category within other_vocal (a Deeply class is 1)")
     p.add_argument("--stages", default="1,2,3,4",
@@ -220,8 +222,29 @@ def colour(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return lfilter([1, -1], [1, -a], x).astype(np.float32)
 
 
-def render(x: np.ndarray, kind: str, speech_pool: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
-    """One augmented 1 s rendering of a training clip."""
+EQ_KNOTS_HZ = np.geomspace(80.0, 7000.0, 7)
+
+
+def random_eq(x: np.ndarray, rng: np.random.Generator, max_db: float = 9.0) -> np.ndarray:
+    """Another microphone and room: a smooth random frequency response (gains of +-``max_db`` at
+    seven log-spaced frequencies, interpolated on a log-frequency axis), sometimes band-limited as a
+    phone or a lossy codec would. Each source of the data has its own channel; without this the
+    model can learn the channel instead of the sound."""
+    spec = np.fft.rfft(x)
+    freqs = np.fft.rfftfreq(len(x), 1.0 / 16000)
+    gain_db = np.interp(np.log(np.maximum(freqs, 1.0)), np.log(EQ_KNOTS_HZ),
+                        rng.uniform(-max_db, max_db, len(EQ_KNOTS_HZ)))
+    if rng.random() < 0.25:
+        gain_db = gain_db - 40.0 * (freqs > rng.uniform(3400.0, 7000.0))
+    y = np.fft.irfft(spec * 10 ** (gain_db / 20), n=len(x))
+    peak = float(np.max(np.abs(y))) if len(y) else 0.0
+    return (y / peak * float(np.max(np.abs(x))) if peak > 0 else y).astype(np.float32)
+
+
+def render(x: np.ndarray, kind: str, speech_pool: list[np.ndarray], rng: np.random.Generator,
+           eq: float = 0.0) -> np.ndarray:
+    """One augmented 1 s rendering of a training clip (``eq``: share given a random microphone
+    response)."""
     x = speed(x, 1.0 + float(rng.uniform(-0.12, 0.12)))
     x = window_around_peak(x, rng)
     if rng.random() < 0.3:
@@ -234,6 +257,8 @@ def render(x: np.ndarray, kind: str, speech_pool: list[np.ndarray], rng: np.rand
         x = add_at_snr(x, babble(pool, len(x), rng), rng.uniform(8, 25))
     if rng.random() < 0.2:
         x = colour(x, rng)
+    if rng.random() < eq:
+        x = random_eq(x, rng)
     return np.clip(x * 10 ** (rng.uniform(-25, 10) / 20), -1, 1).astype(np.float32)
 
 
@@ -268,7 +293,7 @@ def group_weights(clips: list[Clip], pleasant_share: float = 1.0) -> dict[str, n
 
 def epoch_bank(clips: list[Clip], audio: list[np.ndarray], weights: dict[str, np.ndarray], epoch: int,
                seed: int, per_class: int, other_factor: float = 1.0,
-               moan_factor: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+               moan_factor: float = 1.0, eq: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng([seed, epoch])
     speech_pool = [audio[i] for i, c in enumerate(clips) if c.kind == "speech"]
     feats, labels = [], []
@@ -278,13 +303,15 @@ def epoch_bank(clips: list[Clip], audio: list[np.ndarray], weights: dict[str, np
                 x = synth_background(SOUND_WINDOW_SAMPLES, rng)
                 if rng.random() < 0.3:
                     x = reverb(x, rng)
+                if rng.random() < eq:
+                    x = random_eq(x, rng)
                 feats.append(spec_augment(sound_features(np.clip(x, -1, 1)), rng))
                 labels.append(k)
             continue
         w = weights[kind]
         n = int(round(per_class * {"other_vocal": other_factor, "moan": moan_factor}.get(kind, 1.0)))
         for i in rng.choice(len(clips), size=n, p=w / w.sum()):
-            feats.append(spec_augment(sound_features(render(audio[i], kind, speech_pool, rng)), rng))
+            feats.append(spec_augment(sound_features(render(audio[i], kind, speech_pool, rng, eq)), rng))
             labels.append(k)
     order = rng.permutation(len(feats))
     return np.stack(feats)[order], np.asarray(labels, np.int64)[order]
@@ -390,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.time()
         bank_x, bank_y = epoch_bank(train, train_audio, weights, epoch, args.seed,
                                     args.per_class if not args.limit else min(args.per_class, 64), args.other_factor,
-                                    args.moan_factor)
+                                    args.moan_factor, args.eq)
         t_bank = time.time() - start
         model.optimizer.learning_rate.assign(lr_at(epoch, args.epochs, args.lr))
         n = len(bank_x) if not args.steps else min(len(bank_x), args.steps * args.batch)
@@ -443,7 +470,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics = {"classes": list(SOUND_CLASSES), "parameters": int(final.count_params()), "selected": selected,
                "epochs": state["epoch"], "best_epoch": state.get("best_epoch"), "seed": args.seed,
                "width": args.width, "stages": list(stages), "per_class": args.per_class,
-               "other_factor": args.other_factor, "moan_factor": args.moan_factor, "pleasant_share": args.pleasant_share,
+               "other_factor": args.other_factor, "moan_factor": args.moan_factor, "eq": args.eq, "pleasant_share": args.pleasant_share,
                "feature_shape": list(SOUND_FEATURE_SHAPE), "sample_rate": SR,
                "train_clips": len(train), "val_clips": len(val),
                "val_speakers": sorted({c.speaker for c in val}), "keras_validation": best_rep,

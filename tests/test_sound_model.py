@@ -45,13 +45,33 @@ def test_training_smoke(tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert load_script("train_sounds").main(["--data", str(DATA), "--out", str(out), "--limit", "120",
                                              "--epochs", "1", "--steps", "2", "--threads", "1", "--quiet",
-                                             "--no-espeak"]) == 0
+                                             "--no-espeak", "--eq", "0.5"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["classes"] == ["speech", "scream", "cry", "moan", "other_vocal", "background"]
     assert {"auc_deeply_speech", "auc_emogator", "clip_accuracy"} <= set(metrics["int8"])
     from edge.inference.sound_events import SoundClassifier
 
     SoundClassifier(out / "sound_events_int8.tflite")
+
+
+def test_random_eq_changes_the_microphone_not_the_level_or_length() -> None:
+    pytest.importorskip("scipy")
+    import numpy as np
+
+    train = load_script("train_sounds")
+    x = np.random.default_rng(0).normal(0, 0.1, 16000).astype(np.float32)   # white: flat spectrum
+
+    def tilt(y: np.ndarray) -> float:   # dB of the 2-6 kHz band against 100-500 Hz
+        power = np.abs(np.fft.rfft(y)) ** 2
+        f = np.fft.rfftfreq(len(y), 1 / 16000)
+        return float(10 * np.log10(power[(f > 2000) & (f < 6000)].mean() / power[(f > 100) & (f < 500)].mean()))
+
+    rng = np.random.default_rng(1)
+    outs = [train.random_eq(x, rng) for _ in range(20)]
+    assert all(y.dtype == np.float32 and len(y) == len(x) for y in outs)
+    assert all(abs(np.abs(y).max() - np.abs(x).max()) < 1e-5 for y in outs)   # peak kept: gain is separate
+    tilts = [tilt(y) for y in outs]
+    assert abs(tilt(x)) < 1.0 and max(tilts) - min(tilts) > 6.0   # responses differ by several dB
 
 
 def test_ensemble_refuses_a_model_that_is_not_a_sound_model() -> None:
