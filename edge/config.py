@@ -115,6 +115,19 @@ class FusionConfig:
         {"fear": 1.0, "sad": 0.8, "angry": 0.9, "disgust": 0.6},
         "Distress score = sum of weight x probability over these labels, capped at 1.",
     )
+    face_distress_weights: dict = opt(
+        {"disgust": 1.0},
+        "The camera's own weights: a label listed here replaces its distress_weights value for the face "
+        "(disgust: the face model's disgusted faces score low; see scripts/face_distress_weights.py).",
+    )
+    voice_distress_weights: dict = opt(
+        {}, "The voice's own weights: a label listed here replaces its distress_weights value for speech.",
+    )
+
+    def weights_for(self, modality: str) -> dict[str, float]:
+        """The distress weights of one modality (``face`` or ``voice``)."""
+        own = {"face": self.face_distress_weights, "voice": self.voice_distress_weights}[modality]
+        return {**self.distress_weights, **own}
 
 
 @dataclass(frozen=True)
@@ -294,12 +307,14 @@ def _cross_problems(cfg: Config) -> Iterator[str]:
     if not a.off_threshold < a.on_threshold <= a.high_threshold:
         yield ("alarm: thresholds must satisfy off_threshold < on_threshold <= high_threshold "
                           f"(got {a.off_threshold}, {a.on_threshold}, {a.high_threshold})")
-    for label, weight in cfg.fusion.distress_weights.items():
-        if label not in LABELS:
-            yield (f"fusion.distress_weights.{label}: unknown label; use any of {', '.join(LABELS)}")
-        if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight <= 1:
-            yield (f"fusion.distress_weights.{label}: expected a number from 0 to 1, got {weight!r}")
-    top = max((w for w in cfg.fusion.distress_weights.values()
+    f = cfg.fusion
+    for key in ("distress_weights", "face_distress_weights", "voice_distress_weights"):
+        for label, weight in getattr(f, key).items():
+            if label not in LABELS:
+                yield (f"fusion.{key}.{label}: unknown label; use any of {', '.join(LABELS)}")
+            if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight <= 1:
+                yield (f"fusion.{key}.{label}: expected a number from 0 to 1, got {weight!r}")
+    top = max((w for m in ("face", "voice") for w in f.weights_for(m).values()
                if isinstance(w, int | float) and not isinstance(w, bool)), default=0.0)
     if top < a.on_threshold:   # distress = sum of weight x probability <= the largest weight
         yield (f"fusion.distress_weights: the largest weight ({top:g}) is below alarm.on_threshold "

@@ -11,9 +11,14 @@ the weight-normalised mix of the live modalities, exponentially smoothed with ti
 ``smoothing_s``. With no live modality the state is ``unknown`` with zero probabilities and zero
 distress, and the smoothing restarts.
 
-Distress score (``[fusion] distress_weights``; default fear 1.0, angry 0.9, sad 0.8, disgust 0.6)::
+Distress score (``[fusion] distress_weights``; default fear 1.0, angry 0.9, sad 0.8, disgust 0.6;
+``face_distress_weights`` / ``voice_distress_weights`` replace single labels for one modality)::
 
-    distress = min(1, sum(weight[label] x smoothed probability[label]))
+    distress of a reading = min(1, sum(weight[modality][label] x probability[label]))
+    distress = smoothed, weight-normalised mix of the live readings' distress
+
+With the same weights for both modalities this is the weighted sum over the smoothed fused
+probabilities (the score is linear in them).
 """
 
 from __future__ import annotations
@@ -60,7 +65,9 @@ class Fusion:
         self.readings: dict[str, ModalityReading] = {}
         self.presence: dict[str, dict[str, Any]] = {}   # latest observation per modality
         self.sources: dict[str, str] = {}                # capture source status per modality
+        self.distress_weights = {m: config.weights_for(m) for m in MODALITIES}
         self._smoothed: np.ndarray | None = None
+        self._smoothed_distress = 0.0
         self._last_t: float | None = None
 
     def observe(self, reading: ModalityReading) -> None:
@@ -111,19 +118,22 @@ class Fusion:
             self._last_t = now
             return EmotionState(t=now, time=self.wall(), probs=(0.0,) * NUM_LABELS, label=UNKNOWN,
                                 confidence=0.0, distress=0.0, modalities=detail, live=())
-        fused = sum(w * np.asarray(self.readings[m].probs, dtype=np.float64) for m, w in weights.items()) / total
-        fused = fused / max(fused.sum(), 1e-9)
+        probs = {m: np.asarray(self.readings[m].probs, dtype=np.float64) for m in weights}
+        probs = {m: p / max(p.sum(), 1e-9) for m, p in probs.items()}
+        fused = sum(w * probs[m] for m, w in weights.items()) / total
+        distress = sum(w * distress_score(probs[m], self.distress_weights[m]) for m, w in weights.items()) / total
         if self._smoothed is None or self.cfg.smoothing_s <= 0 or self._last_t is None:
-            smoothed = fused
+            smoothed, smoothed_distress = fused, distress
         else:
             dt = max(0.0, now - self._last_t)
             alpha = 1.0 - math.exp(-dt / self.cfg.smoothing_s)
             smoothed = self._smoothed + alpha * (fused - self._smoothed)
-        self._smoothed, self._last_t = smoothed, now
+            smoothed_distress = self._smoothed_distress + alpha * (distress - self._smoothed_distress)
+        self._smoothed, self._smoothed_distress, self._last_t = smoothed, smoothed_distress, now
         top = int(np.argmax(smoothed))
         return EmotionState(
             t=now, time=self.wall(), probs=tuple(float(p) for p in smoothed), label=LABELS[top],
             confidence=float(smoothed[top]),
-            distress=round(distress_score(smoothed, self.cfg.distress_weights), 4),
+            distress=round(min(1.0, smoothed_distress), 4),
             modalities=detail, live=tuple(m for m in MODALITIES if m in weights),
         )

@@ -284,7 +284,7 @@ def load_face_stage(cfg: Config, align: bool = True, classifier: Any = None) -> 
     if classifier is None:
         classifier = FACE_EXPRESSION.load(cfg)
     stage = FaceStage(detector, classifier, select=cfg.face.select, margin=cfg.face.margin,
-                      distress_weights=cfg.fusion.distress_weights, align=align)
+                      distress_weights=cfg.fusion.weights_for("face"), align=align)
     model = getattr(classifier, "model", None)
     stage.models = [detector.info()] + ([model.info()] if model is not None else [])  # type: ignore[attr-defined]
     return stage

@@ -1,7 +1,9 @@
 """Scenario benchmark of the camera path: 60-second videos of unseen faces of one expression through the real service.
 
 Each stream shows one held-out face after another, 5 s each (FER-2013 PublicTest faces with their
-FER+ majority label: faces no face model of ours trained on), placed in a camera frame the way
+FER+ majority label: faces no face model of ours trained on; ``--faces val``: the validation slice of
+Training that ``train_face.py`` selects checkpoints on, for designing settings without touching the
+faces they are reported on), placed in a camera frame the way
 ``scripts/evaluate.py face --roll`` places them (``scripts/face_conditions.place_in_frame``:
 upscaled to 160 px in a 320x320 grey frame, rotated by the roll), with a little sensor noise. Each
 expression is played upright and rolled 60 degrees. The video is played as a file camera, as fast
@@ -10,7 +12,7 @@ as possible on the service's media clock, into ``edge.service.Service`` with the
 GPIO on gpiozero's mock pins). Per stream it prints the alarms raised, their priority and the
 seconds from the start to the first; the last line is one JSON object.
 
-    python scripts/bench_faces.py [--data ../shared/data] [--seconds 60] [--rolls 0 60] [--only NAME ...]
+    python scripts/bench_faces.py [--data ../shared/data] [--seconds 60] [--rolls 0 60] [--only NAME ...] [--faces test|val]
 """
 
 from __future__ import annotations
@@ -51,6 +53,14 @@ def heldout_faces(data: Path) -> dict[str, np.ndarray]:
         return {name: images[keep & (majority == k)] for k, name in enumerate(LABELS)}
 
 
+def validation_faces(data: Path) -> dict[str, np.ndarray]:
+    """The validation slice of Training that ``train_face.py`` (seed 1) keeps out of training."""
+    from scripts.train_face import load_face_data
+
+    d = load_face_data(data, seed=1)
+    return {name: d["val_x"][d["val_y"] == k] for k, name in enumerate(LABELS)}
+
+
 def write_video(faces: np.ndarray, path: Path, seconds: float, roll: float, rng: np.random.Generator) -> int:
     """An mp4 of ``faces`` in a shuffled order, ``FACE_S`` each, rolled; returns the faces shown."""
     order = rng.permutation(len(faces))
@@ -75,13 +85,15 @@ def main(argv: list[str] | None = None) -> int:
     p = arg_parser(__doc__, seed=5, only_help="expressions to run (default: all seven)",
                    config_help="TOML config (its [alarm], [face] and [fusion] apply)")
     p.add_argument("--rolls", type=float, nargs="+", default=[0.0, 60.0], help="rolls in degrees")
+    p.add_argument("--faces", choices=["test", "val"], default="test",
+                   help="PublicTest (report) or train_face.py's validation slice (design settings on it)")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.ERROR)
     base = config_mod.load(args.config)
     try:
-        faces = heldout_faces(args.data)
-    except FileNotFoundError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        faces = heldout_faces(args.data) if args.faces == "test" else validation_faces(args.data)
+    except (FileNotFoundError, SystemExit) as exc:   # load_face_data exits with its own "error: ..."
+        print(str(exc) if str(exc).startswith("error:") else f"error: {exc}", file=sys.stderr)
         return 2
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

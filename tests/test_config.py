@@ -19,6 +19,7 @@ from edge.config import ConfigError
     ("[voice]\nwindow = 3\n", "voice.window: unknown key; allowed keys in [voice]:"),
     ("[cameras]\nfps = 3\n", "[cameras]: unknown section"),
     ("[fusion]\ndistress_weights = { panic = 1.0 }\n", "fusion.distress_weights.panic: unknown label"),
+    ("[fusion]\nface_distress_weights = { panic = 1.0 }\n", "fusion.face_distress_weights.panic: unknown label"),
     ("[camera]\nbackend = 'file'\n", "camera.file: required when camera.backend = 'file'"),
     ("[camera\n", "is not valid TOML"),
 ])
@@ -101,9 +102,11 @@ def test_cli_config_check_fails_on_non_finite(tmp_path: Path, capsys: pytest.Cap
 
 
 @pytest.mark.parametrize(("toml", "expected"), [
-    ("[fusion]\ndistress_weights = {}\n", "fusion.distress_weights: the largest weight (0)"),
-    ("[fusion]\ndistress_weights = { fear = 0.0, sad = 0.0 }\n", "fusion.distress_weights: the largest weight (0)"),
-    ("[fusion]\ndistress_weights = { fear = 0.5 }\n", "below alarm.on_threshold (0.55)"),
+    ("[fusion]\ndistress_weights = {}\nface_distress_weights = {}\n", "fusion.distress_weights: the largest weight (0)"),
+    ("[fusion]\ndistress_weights = { fear = 0.0, sad = 0.0 }\nface_distress_weights = { disgust = 0.0 }\n",
+     "fusion.distress_weights: the largest weight (0)"),
+    ("[fusion]\ndistress_weights = { fear = 0.5 }\nface_distress_weights = {}\n", "below alarm.on_threshold (0.55)"),
+    ("[fusion]\nvoice_distress_weights = { fear = 2 }\n", "fusion.voice_distress_weights.fear: expected a number from 0 to 1"),
     ("[fusion]\ndistress_weights = { fear = nan }\n", "fusion.distress_weights.fear: expected a number from 0 to 1"),
     ("[fusion]\ndistress_weights = { fear = inf }\n", "fusion.distress_weights.fear: expected a number from 0 to 1"),
     ("[vocal_distress]\nwindow_s = 10\nscream_s = 12\n", "vocal_distress.scream_s: 12 s can never add up"),

@@ -110,6 +110,34 @@ def test_distress_score_default_and_configured() -> None:
     assert f.state(0.0).distress == pytest.approx(0.8)
 
 
+def test_each_modality_scores_distress_with_its_own_weights() -> None:
+    weights = {"fear": 1.0, "sad": 0.8, "angry": 0.9, "disgust": 0.6}
+    f = Fusion(cfg(distress_weights=weights, face_distress_weights={"disgust": 1.0}))
+    assert f.distress_weights["voice"] == weights and f.distress_weights["face"]["disgust"] == 1.0
+    face_score = distress_score(onehot("disgust", 0.8), {**weights, "disgust": 1.0})
+    voice_score = distress_score(onehot("disgust", 0.8), weights)
+    assert face_score - voice_score == pytest.approx(0.4 * 0.8)
+    f.observe(reading("face", 0.0, "disgust", p=0.8))
+    assert f.state(0.0).distress == pytest.approx(face_score, abs=1e-4)   # the face's disgust counts in full
+    f.forget("face")
+    f.observe(reading("voice", 0.0, "disgust", p=0.8))
+    assert f.state(0.0).distress == pytest.approx(voice_score, abs=1e-4)  # the voice's at the shared 0.6
+    f.observe(reading("face", 0.0, "disgust", p=0.8, conf=1.0))          # both: the weight-normalised mix
+    w_face, w_voice = 0.6 * 1.0, 0.4 * 0.8
+    assert f.state(0.0).distress == pytest.approx((w_face * face_score + w_voice * voice_score) / (w_face + w_voice),
+                                                  abs=1e-4)
+
+
+def test_with_shared_weights_distress_is_the_score_of_the_smoothed_mix() -> None:
+    weights = {"fear": 1.0, "sad": 0.8, "angry": 0.9, "disgust": 0.6}
+    f = Fusion(cfg(smoothing_s=2.0, distress_weights=weights, face_distress_weights={}))
+    for t, (m, label) in enumerate([("face", "sad"), ("voice", "fear"), ("face", "happy"), ("voice", "angry"),
+                                    ("face", "disgust"), ("voice", "neutral")]):
+        f.observe(reading(m, float(t), label, p=0.7))
+        s = f.state(float(t) + 0.5)
+        assert s.distress == pytest.approx(distress_score(s.probs, weights), abs=1e-4)
+
+
 def test_unknown_modality_rejected() -> None:
     with pytest.raises(ValueError, match="unknown modality"):
         Fusion(cfg()).observe(reading("smell", 0.0, "happy"))
