@@ -15,7 +15,7 @@ from script_loader import load_script
 
 from edge.inference.face import FACE_INPUT_SIZE, FaceClassifier, preprocess_face
 from edge.inference.runtime import ModelError, TFLiteModel
-from edge.labels import NUM_LABELS
+from edge.labels import INDEX, NUM_LABELS
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
@@ -151,3 +151,23 @@ def test_face_scenario_bench_fear_alarms_happy_stays_quiet_rolled():
     assert rows["fear"]["faces"] == 5 and rows["fear"]["roll"] == 60
     assert rows["fear"]["conditions"] == ["distress"] and rows["fear"]["first_s"] <= 20
     assert rows["happy"]["alarms"] == 0
+
+
+def test_face_distress_weights_count_faces_over_the_threshold():
+    script = load_script("face_distress_weights")
+    assert script.parse_candidate("d1=disgust:1.0,sad:0.9") == ("d1", {"disgust": 1.0, "sad": 0.9})
+    with pytest.raises(Exception, match="unknown label 'panic'"):
+        script.parse_candidate("x=panic:1")
+    probs = {"disgust": np.zeros((2, NUM_LABELS)), "neutral": np.zeros((2, NUM_LABELS))}
+    probs["disgust"][:, INDEX["disgust"]] = [0.6, 1.0]       # one leaning face, one sure face
+    probs["neutral"][:, INDEX["neutral"]] = 1.0
+    shared = {"fear": 1.0, "sad": 0.8, "angry": 0.9, "disgust": 0.6}
+    assert script.shares_over(probs, shared, 0.55) == {"disgust": 0.5, "neutral": 0.0}
+    assert script.shares_over(probs, {**shared, "disgust": 1.0}, 0.55) == {"disgust": 1.0, "neutral": 0.0}
+
+
+@pytest.mark.skipif(not (DATA / "fer2013" / "fer2013_trainval.npz").is_file(), reason="../shared/data absent")
+def test_face_scenario_bench_on_validation_faces_needs_the_data(tmp_path):
+    proc = subprocess.run([sys.executable, str(ROOT / "scripts" / "bench_faces.py"), "--faces", "val",
+                           "--data", str(tmp_path)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: ") and "--data" in proc.stderr
