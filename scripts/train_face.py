@@ -17,6 +17,9 @@ onto an 80-epoch schedule, then a second onto 110 epochs with the weights averag
     python scripts/train_face.py --out runs/face --resume --epochs 80 --tta
     python scripts/train_face.py --out runs/face --resume --epochs 110 --tta --average-from 0.8 --install
     python scripts/train_face.py --out runs/face --resume ...   # continue after an interruption
+
+``--teacher FILE --distill A`` mixes a trained model's outputs on the training faces into the targets
+(a share A of each), for a smaller network learning from a larger one.
 """
 
 from __future__ import annotations
@@ -62,6 +65,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--room", action="store_true",
                    help="bedside augmentation: rolls to +-30 degrees, dim and IR-like grey faces, "
                         "stronger blur and a covered lower face, on top of the camera augmentation")
+    p.add_argument("--teacher", type=Path, default=None,
+                   help="a face .tflite (e.g. models_tflite/face_expression_int8.tflite) whose outputs on the "
+                        "training faces are mixed into the targets: distillation")
+    p.add_argument("--distill", type=float, default=0.5,
+                   help="with --teacher: the teacher's share of each target (the FER+ votes have the rest)")
     p.add_argument("--average-from", type=float, default=0.0,
                    help="also keep the mean of the weights after each epoch from this share of --epochs on "
                         "(0 = off; batch-norm statistics re-measured on the training faces); exported "
@@ -277,6 +285,21 @@ def make_augmenter(tf, seed: int, room: bool = False):
 
 # ---------------------------------------------------------------------------------------- train
 
+def teacher_probs(model_path: Path, faces: np.ndarray, cache: Path) -> np.ndarray:
+    """A teacher model's probabilities on the (unaugmented) training faces, through edge's runtime;
+    cached beside the checkpoints so a resumed run distils from the same targets."""
+    from edge.inference.face import FaceClassifier
+
+    if cache.is_file():
+        probs = np.load(cache)
+        if probs.shape == (len(faces), NUM_LABELS):
+            return probs
+    probs = np.asarray(FaceClassifier(model_path).classify_batch(faces), np.float32)
+    probs /= np.maximum(probs.sum(axis=1, keepdims=True), 1e-6)   # int8 outputs sum to about 1
+    np.save(cache, probs)
+    return probs
+
+
 def predict(model, x: np.ndarray, batch: int = 512) -> np.ndarray:
     return model.predict(x.astype(np.float32)[..., None] / 255.0, batch_size=batch, verbose=0)
 
@@ -322,7 +345,14 @@ def main(argv: list[str] | None = None) -> int:
 
     augment = make_augmenter(tf, args.seed, args.room)
     sample_w = (data["train_soft"] * class_w).sum(axis=1).astype(np.float32)
-    ds = tf.data.Dataset.from_tensor_slices((data["train_x"], data["train_soft"], sample_w))
+    targets = data["train_soft"]
+    if args.teacher is not None:
+        teacher = teacher_probs(args.teacher, data["train_x"], out / "teacher_probs.npy")
+        targets = ((1.0 - args.distill) * targets + args.distill * teacher).astype(np.float32)
+        agree = float(np.mean(teacher.argmax(1) == data["train_y"]))
+        print(f"distilling from {args.teacher} ({args.distill:g} of each target; it agrees with "
+              f"{agree:.3f} of the training majorities)", flush=True)
+    ds = tf.data.Dataset.from_tensor_slices((data["train_x"], targets, sample_w))
     ds = ds.shuffle(n_train, seed=args.seed, reshuffle_each_iteration=True).repeat()
     ds = ds.batch(args.batch, drop_remainder=True)
     ds = ds.map(lambda x, y, w: (augment(tf.cast(x, tf.float32)[..., None] / 255.0), y, w),
@@ -427,6 +457,8 @@ def main(argv: list[str] | None = None) -> int:
                "averaged_epochs": average.count if selected == "average" else None,
                "average_from_epoch": average.start if selected == "average" else None,
                "logit_adjust_tau": tau, "seed": args.seed,
+               "teacher": args.teacher.name if args.teacher else None,
+               "distill": args.distill if args.teacher else None,
                "validation": val_rep}
     for kind, path in (("float", float_path), ("int8", int8_path)):
         clf = FaceClassifier(path)

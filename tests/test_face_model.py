@@ -68,13 +68,18 @@ def test_train_face_smoke(tmp_path):
     assert clf.classify(np.zeros((48, 48), np.uint8)).shape == (NUM_LABELS,)
     # resume continues from the checkpoint instead of starting over; the weight average starts
     # at half of the longer schedule, so it holds exactly the epoch trained after the resume
+    # ... here distilling from the shipped model, whose outputs on the training faces are cached
     subprocess.run(cmd[:-6] + ["--epochs", "2", "--steps", "2", "--batch", "32", "--quiet", "--resume",
-                               "--average-from", "0.5"], check=True, cwd=ROOT, timeout=600)
+                               "--average-from", "0.5", "--teacher", str(SHIPPED), "--distill", "0.5"],
+                   check=True, cwd=ROOT, timeout=600)
+    teacher = np.load(out / "teacher_probs.npy")
+    assert teacher.shape[1] == NUM_LABELS and np.allclose(teacher.sum(1), 1.0, atol=1e-3)
     state = json.loads((out / "train_state.json").read_text())
     assert state["epoch"] == 2 and len(state["history"]) == 2
     assert "averaged_epochs" not in state["history"][0] and state["history"][1]["averaged_epochs"] == 1
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["selected"] in ("best", "average")
+    assert metrics["teacher"] == SHIPPED.name and metrics["distill"] == 0.5
     assert (metrics["averaged_epochs"] == 1) == (metrics["selected"] == "average")
 
 
