@@ -7,8 +7,10 @@ as fast as possible on the service's media clock, into ``edge.service.Service`` 
 stage only (default config: sound-event model, speech-emotion model, fusion, alarm logic, event
 store, GPIO on gpiozero's mock pins). Per stream it prints the alarms raised, their condition and
 priority, and the seconds from the stream's start to the first; the last line is one JSON object.
+One shuffle of the clips is one draw: ``--shuffles N`` plays N differently shuffled streams of each
+kind, to see how often a kind raises an alarm rather than whether one draw did.
 
-    python scripts/bench_sounds.py [--data ../shared/data] [--seconds 60] [--only NAME ...] [--config FILE]
+    python scripts/bench_sounds.py [--data ../shared/data] [--seconds 60] [--only NAME ...] [--config FILE] [--shuffles N]
 """
 
 from __future__ import annotations
@@ -80,7 +82,11 @@ def build_stream(paths: list[Path], seconds: float, rng: np.random.Generator) ->
 def main(argv: list[str] | None = None) -> int:
     p = arg_parser(__doc__, seed=3, only_help="stream names to run (default: all)",
                    config_help="TOML config (its [alarm], [vocal_distress], [voice] and [fusion] apply)")
+    p.add_argument("--shuffles", type=int, default=1,
+                   help="streams of each kind, each a different shuffle of its clips (the first is the default run's)")
     args = p.parse_args(argv)
+    if args.shuffles < 1:
+        p.error("--shuffles must be at least 1")
     logging.basicConfig(level=logging.ERROR)
     base = config_mod.load(args.config)
     try:
@@ -90,18 +96,21 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for name, sources, should_alarm in STREAMS:
+        for index, (name, sources, should_alarm) in enumerate(STREAMS):
             if args.only and name not in args.only:
                 continue
             paths = [c.path for c in clips if c.source in sources]
             if sources and not paths:
                 print(f"{name}: no validation clips, skipped")
                 continue
-            rng = np.random.default_rng([args.seed, len(rows)])
-            wav = Path(tmp) / f"{len(rows)}.wav"
-            sf.write(str(wav), build_stream(paths, args.seconds, rng), SR)
-            rows.append(run_stream(base, Path(tmp), name, f"{name:18s}", should_alarm, audio=wav,
-                                   clips=len(paths)))
+            for shuffle in range(args.shuffles):
+                # the stream's place in STREAMS, not in this run, so --only replays the same shuffles
+                rng = np.random.default_rng([args.seed, index] + ([shuffle] if shuffle else []))
+                wav = Path(tmp) / f"{len(rows)}.wav"
+                sf.write(str(wav), build_stream(paths, args.seconds, rng), SR)
+                label = f"{name:18s}" + (f" #{shuffle + 1}" if args.shuffles > 1 else "")
+                rows.append(run_stream(base, Path(tmp), name, label, should_alarm, audio=wav,
+                                       clips=len(paths), shuffle=shuffle + 1))
     print(summary(rows, args.seconds, args.seed))
     return 0
 

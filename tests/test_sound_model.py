@@ -21,12 +21,23 @@ HAS_TF = importlib.util.find_spec("tensorflow") is not None
 @NEEDS_DATA
 def test_scenario_bench_screaming_alarms_laughing_and_room_sound_do_not() -> None:
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_sounds.py"), "--seconds", "40",
-                           "--only", "screaming", "laughing", "room sound"],
+                           "--only", "screaming", "laughing", "room sound", "--shuffles", "2"],
                           cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    rows = {r["stream"]: r for r in json.loads(proc.stdout.strip().splitlines()[-1])["streams"]}
-    assert rows["screaming"]["conditions"] == ["vocal_distress"] and rows["screaming"]["first_s"] <= 20
-    assert rows["laughing"]["alarms"] == 0 and rows["room sound"]["alarms"] == 0
+    rows = json.loads(proc.stdout.strip().splitlines()[-1])["streams"]
+    assert [(r["stream"], r["shuffle"]) for r in rows] == [(n, k) for n in ("screaming", "laughing", "room sound")
+                                                           for k in (1, 2)]
+    for r in rows:
+        if r["stream"] == "screaming":
+            assert r["conditions"] == ["vocal_distress"] and r["first_s"] <= 20
+        else:
+            assert r["alarms"] == 0
+
+
+def test_scenario_bench_refuses_zero_shuffles() -> None:
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_sounds.py"), "--shuffles", "0"],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--shuffles must be at least 1" in proc.stderr
 
 
 @NEEDS_DATA
