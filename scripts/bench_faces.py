@@ -12,7 +12,7 @@ as possible on the service's media clock, into ``edge.service.Service`` with the
 GPIO on gpiozero's mock pins). Per stream it prints the alarms raised, their priority and the
 seconds from the start to the first; the last line is one JSON object.
 
-    python scripts/bench_faces.py [--data ../shared/data] [--seconds 60] [--rolls 0 60] [--only NAME ...] [--faces test|val]
+    python scripts/bench_faces.py [--data ../shared/data] [--seconds 60] [--rolls 0 60] [--only NAME ...] [--faces test|val] [--shuffles N]
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from edge import config as config_mod  # noqa: E402
 from edge.labels import LABELS, ferplus_majority  # noqa: E402
 from scripts.face_conditions import place_in_frame  # noqa: E402
-from scripts.scenario import arg_parser, run_stream, summary  # noqa: E402
+from scripts.scenario import arg_parser, check_shuffles, run_stream, stream_rng, summary  # noqa: E402
 
 FPS = 15.0
 FACE_S = 5.0
@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--faces", choices=["test", "val"], default="test",
                    help="PublicTest (report) or train_face.py's validation slice (design settings on it)")
     args = p.parse_args(argv)
+    check_shuffles(p, args)
     logging.basicConfig(level=logging.ERROR)
     base = config_mod.load(args.config)
     try:
@@ -97,15 +98,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for roll in args.rolls:
-            for name, should_alarm in STREAMS:
+        for r, roll in enumerate(args.rolls):
+            for i, (name, should_alarm) in enumerate(STREAMS):
                 if args.only and name not in args.only:
                     continue
-                rng = np.random.default_rng([args.seed, len(rows)])
-                video = Path(tmp) / f"{len(rows)}.mp4"
-                shown = write_video(faces[name], video, args.seconds, roll, rng)
-                rows.append(run_stream(base, Path(tmp), name, f"{name:9s} roll {roll:4.0f}", should_alarm,
-                                       video=video, roll=roll, faces=shown))
+                for shuffle in range(args.shuffles):
+                    rng = stream_rng(args.seed, r * len(STREAMS) + i, shuffle)
+                    video = Path(tmp) / f"{len(rows)}.mp4"
+                    shown = write_video(faces[name], video, args.seconds, roll, rng)
+                    label = f"{name:9s} roll {roll:4.0f}" + (f" #{shuffle + 1}" if args.shuffles > 1 else "")
+                    rows.append(run_stream(base, Path(tmp), name, label, should_alarm,
+                                           video=video, roll=roll, faces=shown, shuffle=shuffle + 1))
     print(summary(rows, args.seconds, args.seed))
     return 0
 

@@ -26,7 +26,7 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge import config as config_mod  # noqa: E402
-from scripts.scenario import arg_parser, run_stream, summary  # noqa: E402
+from scripts.scenario import arg_parser, check_shuffles, run_stream, stream_rng, summary  # noqa: E402
 from scripts.sound_data import SR, index_clips, is_val, load_audio, synth_background  # noqa: E402
 
 # name, clip sources (sound_data Clip.source), whether a nurse should be called
@@ -82,11 +82,8 @@ def build_stream(paths: list[Path], seconds: float, rng: np.random.Generator) ->
 def main(argv: list[str] | None = None) -> int:
     p = arg_parser(__doc__, seed=3, only_help="stream names to run (default: all)",
                    config_help="TOML config (its [alarm], [vocal_distress], [voice] and [fusion] apply)")
-    p.add_argument("--shuffles", type=int, default=1,
-                   help="streams of each kind, each a different shuffle of its clips (the first is the default run's)")
     args = p.parse_args(argv)
-    if args.shuffles < 1:
-        p.error("--shuffles must be at least 1")
+    check_shuffles(p, args)
     logging.basicConfig(level=logging.ERROR)
     base = config_mod.load(args.config)
     try:
@@ -104,8 +101,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}: no validation clips, skipped")
                 continue
             for shuffle in range(args.shuffles):
-                # the stream's place in STREAMS, not in this run, so --only replays the same shuffles
-                rng = np.random.default_rng([args.seed, index] + ([shuffle] if shuffle else []))
+                rng = stream_rng(args.seed, index, shuffle)
                 wav = Path(tmp) / f"{len(rows)}.wav"
                 sf.write(str(wav), build_stream(paths, args.seconds, rng), SR)
                 label = f"{name:18s}" + (f" #{shuffle + 1}" if args.shuffles > 1 else "")

@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from edge import config as config_mod
 from scripts.training import DEFAULT_DATA
 
@@ -95,11 +97,24 @@ def summary(rows: list[dict[str, Any]], seconds: float, seed: int) -> str:
 
 
 def arg_parser(doc: str, *, seed: int, only_help: str, config_help: str) -> argparse.ArgumentParser:
-    """The options every scenario benchmark takes: --data, --seconds, --seed, --only, --config."""
+    """The options every scenario benchmark takes: --data, --seconds, --seed, --only, --config, --shuffles."""
     p = argparse.ArgumentParser(description=doc.split("\n\n")[0])
     p.add_argument("--data", type=Path, default=DEFAULT_DATA)
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--seed", type=int, default=seed)
     p.add_argument("--only", nargs="*", help=only_help)
     p.add_argument("--config", help=config_help)
+    p.add_argument("--shuffles", type=int, default=1,
+                   help="streams of each kind, each a different shuffle of its clips or faces (the first is the default run's)")
     return p
+
+
+def check_shuffles(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    if args.shuffles < 1:
+        p.error("--shuffles must be at least 1")
+
+
+def stream_rng(seed: int, index: int, shuffle: int) -> np.random.Generator:
+    """The shuffle of one stream: from its kind's place in the benchmark's list (not in this run, so
+    ``--only`` replays the same streams) and the shuffle number (0 = the default run's)."""
+    return np.random.default_rng([seed, index] + ([shuffle] if shuffle else []))
