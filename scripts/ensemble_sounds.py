@@ -42,7 +42,7 @@ from scripts.train_sounds import (  # noqa: E402
     split_clips,
     val_windows,
 )
-from scripts.training import DEFAULT_DATA, average_models, export_float_and_int8, install  # noqa: E402
+from scripts.training import average_models, ensemble_parser, export_float_and_int8, install  # noqa: E402
 
 # the layer sequence of a train_sounds.py model as TFLite writes it
 EXPECTED_OPS = ("CONV_2D", "MAX_POOL_2D", "CONV_2D", "MAX_POOL_2D", "CONV_2D", "MAX_POOL_2D", "CONV_2D",
@@ -51,14 +51,9 @@ MAX_MEMBER_DIFF = {"float32": 1e-3, "int8": 0.06}   # largest probability differ
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("members", nargs="+", type=Path, help="sound-event .tflite files made by train_sounds.py")
-    p.add_argument("--data", default=str(DEFAULT_DATA), help="folder holding vocal_bursts/ and ravdess/ (default ../shared/data)")
-    p.add_argument("--out", type=Path, default=Path("runs/sounds_ensemble"), help="output folder")
-    p.add_argument("--seed", type=int, default=1, help="seed of the calibration windows")
-    p.add_argument("--limit", type=int, default=0, help="use only N clips (smoke tests)")
-    p.add_argument("--install", action="store_true", help="copy the int8 model and metrics to models_tflite/")
-    return p.parse_args(argv)
+    return ensemble_parser(__doc__, members="members", members_help="sound-event .tflite files made by train_sounds.py",
+                           data_holds="vocal_bursts/ and ravdess/", out="runs/sounds_ensemble",
+                           limit_help="use only N clips (smoke tests)").parse_args(argv)
 
 
 def _dequantized(interp, index: int) -> np.ndarray:

@@ -37,20 +37,15 @@ from scripts.train_voice import (  # noqa: E402
     load_ravdess,
     noisy_copy,
 )
-from scripts.training import DEFAULT_DATA, WeightAverage, average_models, install  # noqa: E402
+from scripts.training import WeightAverage, average_models, ensemble_parser, install  # noqa: E402
 
 MAX_BYTES = 1_000_000          # the size bar for the int8 speech model
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("runs", nargs="+", type=Path, help="finished train_voice.py output folders")
-    p.add_argument("--data", default=str(DEFAULT_DATA), help="folder holding ravdess/index.csv (default ../shared/data)")
-    p.add_argument("--out", type=Path, default=Path("runs/voice_ensemble"), help="output folder")
-    p.add_argument("--seed", type=int, default=1, help="seed of the calibration windows")
-    p.add_argument("--limit", type=int, default=0, help="use only N training clips (smoke tests)")
-    p.add_argument("--install", action="store_true", help="copy the int8 model and metrics to models_tflite/")
-    return p.parse_args(argv)
+    return ensemble_parser(__doc__, members="runs", members_help="finished train_voice.py output folders",
+                           data_holds="ravdess/index.csv", out="runs/voice_ensemble",
+                           limit_help="use only N training clips (smoke tests)").parse_args(argv)
 
 
 def run_metrics(run: Path) -> dict:

@@ -40,6 +40,19 @@ def run_parser(doc: str, *, data_holds: str, out: str, epochs: int, batch: int, 
     return p
 
 
+def ensemble_parser(doc: str, *, members: str, members_help: str, data_holds: str, out: str,
+                    limit_help: str) -> argparse.ArgumentParser:
+    """The options of the scripts that average trained models into one file (``ensemble_*.py``)."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(members, nargs="+", type=Path, help=members_help)
+    p.add_argument("--data", default=str(DEFAULT_DATA), help=f"folder holding {data_holds} (default ../shared/data)")
+    p.add_argument("--out", type=Path, default=Path(out), help="output folder")
+    p.add_argument("--seed", type=int, default=1, help="seed of the calibration windows")
+    p.add_argument("--limit", type=int, default=0, help=limit_help)
+    p.add_argument("--install", action="store_true", help="copy the int8 model and metrics to models_tflite/")
+    return p
+
+
 def start_tensorflow(args: argparse.Namespace):
     """Import TensorFlow quietly and apply --threads, --seed and the bf16 policy; returns ``tf``."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
