@@ -98,6 +98,34 @@ def test_align_at_the_frame_edge_is_square() -> None:
     assert crop.shape == (78, 78)
 
 
+
+def test_align_warps_only_the_faces_part_of_the_frame_with_the_same_pixels() -> None:
+    """``align_face`` makes grey and warps just the region its square samples; the crop matches a
+    warp of the whole grey frame (within one grey level of rounding), inside the frame and past its
+    edges, at any roll."""
+    rng = np.random.default_rng(3)
+    for i in range(200):
+        h, w = (int(v) for v in rng.integers(60, 400, 2))
+        frame = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+        side = float(rng.uniform(12, 250))
+        x, y = float(rng.uniform(-0.7 * side, w - 0.3 * side)), float(rng.uniform(-0.7 * side, h - 0.3 * side))
+        a = np.radians(rng.uniform(-180, 180))
+        cx, cy, d = x + side / 2, y + side / 2, 0.3 * side
+        det = _det(x, y, side, side, (cx - d * np.cos(a), cy + d * np.sin(a)), (cx + d * np.cos(a), cy - d * np.sin(a)))
+        roll = eye_roll_deg(det)
+        size = max(1, int(round(side * 1.3)))
+        m = cv2.getRotationMatrix2D(((det.keypoints[0][0] + det.keypoints[1][0]) / 2,
+                                     (det.keypoints[0][1] + det.keypoints[1][1]) / 2), -roll, 1.0)
+        rc = m @ np.array([cx, cy, 1.0])
+        m[:, 2] += (size / 2 - rc[0], size / 2 - rc[1])
+        whole = cv2.warpAffine(cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY), m, (size, size),
+                               flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        crop = align_face(frame, det)
+        assert crop.shape == whole.shape, i
+        assert np.abs(crop.astype(int) - whole).max() <= 1, i
+        assert (crop != whole).mean() < 0.01, i
+
+
 class SquareFinder:
     """A stand-in detector: the bright square's box, eyes on its top edge (image left = right eye)."""
 

@@ -128,17 +128,19 @@ class FaceDetector:
     def _letterbox(self, frame: np.ndarray) -> tuple[np.ndarray, float, int, int]:
         """Frame -> model input [1,S,S,3] float32 in [-1, 1], plus (scale, pad_x, pad_y)."""
         if frame.ndim == 2:
-            rgb = cv2.cvtColor(frame, cv2.COLOR_GRAY2RGB)
+            to_rgb = cv2.COLOR_GRAY2RGB
         elif frame.ndim == 3 and frame.shape[2] == 3:
-            rgb = cv2.cvtColor(frame, cv2.COLOR_BGR2RGB)
+            to_rgb = cv2.COLOR_BGR2RGB
         else:
             raise ValueError(f"expected a BGR or grayscale uint8 frame, got shape {frame.shape}")
-        h, w = rgb.shape[:2]
+        h, w = frame.shape[:2]
         size = self.input_size
         scale = min(size / w, size / h)
         nw, nh = max(1, round(w * scale)), max(1, round(h * scale))
         interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-        resized = cv2.resize(rgb, (nw, nh), interpolation=interp)
+        # resize, then convert: the same pixels as converting first (the resize treats each channel
+        # alike), for a colour conversion of the small image instead of the whole frame
+        resized = cv2.cvtColor(cv2.resize(frame, (nw, nh), interpolation=interp), to_rgb)
         pad_x, pad_y = (size - nw) // 2, (size - nh) // 2
         canvas = np.zeros((size, size, 3), dtype=np.uint8)
         canvas[pad_y:pad_y + nh, pad_x:pad_x + nw] = resized

@@ -3,7 +3,8 @@
 A patient in bed seldom holds the head upright, while the expression model was trained on upright
 faces. BlazeFace already returns both eye keypoints; ``align_face`` rotates the face about the
 midpoint of its eyes so that they are level and cuts the same square (box side x (1 + 2 margin),
-centred on the box) that ``crop_face`` cuts, in a single ``cv2.warpAffine`` of just that square.
+centred on the box) that ``crop_face`` cuts, in a single ``cv2.warpAffine`` of just that square
+(only the part of the frame it covers is converted to grey).
 The service (``FaceStage``), ``scripts/evaluate.py face --roll`` and training-time checks all use
 this one function.
 """
@@ -62,9 +63,18 @@ def align_face(frame: np.ndarray, det: Any, margin: float = 0.15) -> np.ndarray:
     m = cv2.getRotationMatrix2D(eye_midpoint(det), -roll, 1.0)
     rcx, rcy = m @ np.array([cx, cy, 1.0])
     m[:, 2] += (size / 2.0 - rcx, size / 2.0 - rcy)
-    if frame.ndim == 3:   # grey first: converting the frame and warping one channel is cheaper
-        frame = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-    return cv2.warpAffine(frame, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    # only the part of the frame the square samples is made grey and warped: its bounding box
+    # (plus a pixel for the interpolation), clipped to the frame, so the border still repeats the
+    # frame's own edge
+    corners = cv2.invertAffineTransform(m) @ np.array([[0, 0, 1], [size, 0, 1], [0, size, 1], [size, size, 1]],
+                                                      dtype=np.float64).T
+    x0, y0 = (max(0, int(math.floor(v)) - 2) for v in corners.min(axis=1))
+    x1, y1 = min(w, int(math.ceil(corners[0].max())) + 2), min(h, int(math.ceil(corners[1].max())) + 2)
+    roi = frame[y0:y1, x0:x1]
+    if roi.ndim == 3:
+        roi = cv2.cvtColor(roi, cv2.COLOR_BGR2GRAY)
+    m[:, 2] += m[:, :2] @ np.array([x0, y0], dtype=np.float64)
+    return cv2.warpAffine(roi, m, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
 
 
 # ------------------------------------------------------------------------- detection at large roll
