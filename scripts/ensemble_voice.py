@@ -112,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     model = average_models(tf, members, FEATURE_SHAPE, "voice_emotion_ensemble")
 
     # calibration windows: augmented training renderings, like a single run's export
-    bank_x, _ = epoch_bank(data, 0, args.seed, 2, True, metas[0].get("noise_prob", 0.25), metas[0].get("max_speed", 0.05))
+    bank_x, _ = epoch_bank(data, 0, args.seed, 2, True, metas[0].get("noise_prob", 0.25), metas[0].get("max_speed", 0.05),
+                           metas[0].get("vtlp", 0.0))
     rep_feats = calibration_windows(bank_x, args.seed)
     first = metas[0]
     metrics = {"ensemble": "mean of the members' window probabilities", "members": member_notes,

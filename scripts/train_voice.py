@@ -78,6 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--variants", type=int, default=2, help="augmented copies of each clip per epoch")
     p.add_argument("--noise-prob", type=float, default=0.25, help="share of training renderings with added noise")
     p.add_argument("--max-speed", type=float, default=0.05, help="largest speed/pitch change (0.1 = +-10 %%)")
+    p.add_argument("--vtlp", type=float, default=0.0,
+                   help="vocal tract length perturbation: each rendering's frequency axis stretched by a "
+                        "random factor in 1 +- VTLP (0.1 = +-10 %%; 0 = off), as from another speaker")
     p.add_argument("--select", choices=("average", "last", "best"), default="average",
                    help="export the average of the weights from --average-from on (default; "
                         "stochastic weight averaging, no epoch picked on validation), the last "
@@ -238,8 +241,9 @@ def spec_augment(f: np.ndarray, rng: np.random.Generator) -> np.ndarray:
 
 
 def epoch_bank(data: dict, epoch: int, seed: int, variants: int, quiet: bool,
-               noise_prob: float = 0.7, max_speed: float = 0.1) -> tuple[np.ndarray, np.ndarray]:
-    """The seeded bank of augmented training windows for one epoch (same on --resume)."""
+               noise_prob: float = 0.7, max_speed: float = 0.1, vtlp: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """The seeded bank of augmented training windows for one epoch (same on --resume). ``vtlp`` > 0
+    warps each rendering's mel filterbank by a factor drawn from 1 +- vtlp (``window_features``)."""
     from tqdm import tqdm
 
     rng = np.random.default_rng([seed, epoch])
@@ -254,7 +258,8 @@ def epoch_bank(data: dict, epoch: int, seed: int, variants: int, quiet: bool,
             win = random_window(speech, rng)
             if win is None:
                 continue
-            feats.append(spec_augment(window_features(win), rng))
+            warp = float(rng.uniform(1.0 - vtlp, 1.0 + vtlp)) if vtlp > 0 else 1.0
+            feats.append(spec_augment(window_features(win, warp), rng))
             labels.append(ys[i])
     order = rng.permutation(len(feats))
     return np.stack(feats)[order], np.asarray(labels, np.int64)[order]
@@ -430,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
     for epoch in range(state["epoch"], args.epochs):
         start = time.time()
         bank_x, bank_y = epoch_bank(data, epoch, args.seed, args.variants, args.quiet,
-                                    args.noise_prob, args.max_speed)
+                                    args.noise_prob, args.max_speed, args.vtlp)
         t_bank = time.time() - start
         model.optimizer.learning_rate.assign(lr_at(epoch, args.epochs, args.lr))
         steps = len(bank_x) // args.batch
@@ -481,13 +486,13 @@ def main(argv: list[str] | None = None) -> int:
 
     if bank_x is None:
         bank_x, _ = epoch_bank(data, max(state["epoch"] - 1, 0), args.seed, args.variants, args.quiet,
-                                 args.noise_prob, args.max_speed)
+                                 args.noise_prob, args.max_speed, args.vtlp)
     rep_feats = calibration_windows(bank_x, args.seed)
     metrics: dict = {
         "parameters": int(model.count_params()), "epochs": state["epoch"], "selected": args.select,
         "best_epoch": state.get("best_epoch"), "seed": args.seed,
         "window_s": WINDOW_S, "hop_s": HOP_S, "feature_shape": list(FEATURE_SHAPE),
-        "vad_aggressiveness": VAD_AGGRESSIVENESS, "width": args.width, "noise_prob": args.noise_prob, "max_speed": args.max_speed,
+        "vad_aggressiveness": VAD_AGGRESSIVENESS, "width": args.width, "noise_prob": args.noise_prob, "max_speed": args.max_speed, "vtlp": args.vtlp,
         "mixup": args.mixup, "head": args.head, "average_from_epoch": average.start if args.select == "average" else None,
         "averaged_epochs": average.count if args.select == "average" else None, "aggregation": "mean of window probabilities",
         "history": state["history"],

@@ -95,6 +95,19 @@ def test_log_fbank_matches_python_speech_features() -> None:
     np.testing.assert_allclose(ours[:-1][above_floor], ref[:-1][above_floor], atol=0.05)
 
 
+def test_vocal_tract_warp_moves_a_tone_up_the_mel_bands() -> None:
+    """``warp`` (training augmentation) stretches the frequency axis: a 1 kHz tone lands in the
+    band of ``warp`` kHz; without a warp the features are the service's."""
+    t = np.arange(SAMPLE_RATE) / SAMPLE_RATE
+    tone = (0.3 * np.sin(2 * np.pi * 1000.0 * t)).astype(np.float32)
+    peak = {w: int(log_fbank(tone, w)[10:-10].mean(axis=0).argmax()) for w in (0.9, 1.0, 1.1)}
+    assert peak[0.9] < peak[1.0] < peak[1.1]
+    for w in (0.9, 1.1):
+        ref = int(log_fbank((0.3 * np.sin(2 * np.pi * 1000.0 * w * t)).astype(np.float32))[10:-10].mean(axis=0).argmax())
+        assert abs(peak[w] - ref) <= 1
+    np.testing.assert_array_equal(window_features(tone, 1.0), window_features(tone))
+
+
 def test_features_reject_stereo() -> None:
     with pytest.raises(ValueError, match="mono"):
         window_features(np.zeros((100, 2), np.float32))
@@ -239,7 +252,7 @@ def tiny_run(tmp_path_factory) -> Path:
     """A one-epoch, one-step training run on a 24-clip slice (shared by the training tests)."""
     out = tmp_path_factory.mktemp("voice")
     assert load_script("train_voice").main(["--data", str(DATA), "--out", str(out), "--limit", "24", "--steps", "1",
-                                    "--epochs", "1", "--threads", "1", "--quiet"]) == 0
+                                    "--epochs", "1", "--threads", "1", "--quiet", "--vtlp", "0.1"]) == 0
     return out
 
 

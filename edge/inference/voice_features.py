@@ -144,18 +144,26 @@ def speech_windows(speech: np.ndarray, window: int = WINDOW_SAMPLES, hop: int = 
     return [speech[s:s + window] for s in starts]
 
 
-@lru_cache(maxsize=1)
-def _mel_matrix() -> scipy.sparse.csr_matrix:
+@lru_cache(maxsize=64)
+def _mel_matrix(warp: float = 1.0) -> scipy.sparse.csr_matrix:
     """The mel filterbank [N_MELS, NFFT//2+1] as a sparse matrix: a single-threaded product that
-    neither waits for nor spins up BLAS threads (which cost 10x under CPU contention)."""
+    neither waits for nor spins up BLAS threads (which cost 10x under CPU contention).
+
+    ``warp`` != 1 (training only: vocal tract length perturbation) stretches the frequency axis:
+    the band that listens at f Hz listens at f / warp instead, so a voice sounds as from a speaker
+    whose formants and pitch are ``warp`` times higher."""
     fb = get_filterbanks(N_MELS, NFFT, SAMPLE_RATE, lowfreq=60, highfreq=7600)
+    if warp != 1.0:
+        bins = np.arange(fb.shape[1], dtype=np.float64)
+        fb = np.stack([np.interp(bins * warp, bins, row, right=0.0) for row in fb])
     return scipy.sparse.csr_matrix(fb.astype(np.float32))
 
 
-def log_fbank(audio: np.ndarray) -> np.ndarray:
+def log_fbank(audio: np.ndarray, warp: float = 1.0) -> np.ndarray:
     """python_speech_features' ``logfbank`` (pre-emphasis 0.97, 25 ms rectangular frames every
     10 ms, 512-point power spectrum, 40 mel bands 60-7600 Hz) with the filterbank cached, strided
-    framing and float32 maths: about 10x faster than calling ``logfbank``. [frames, N_MELS]."""
+    framing and float32 maths: about 10x faster than calling ``logfbank``. [frames, N_MELS].
+    ``warp``: see ``_mel_matrix`` (rounded to 0.01; training augmentation only)."""
     x = sigproc.preemphasis(_as_float_audio(audio), 0.97).astype(np.float32, copy=False)
     flen, fstep = int(FRAME_LEN_S * SAMPLE_RATE), int(FRAME_STEP_S * SAMPLE_RATE)
     n = 1 + int(np.ceil(max(len(x) - flen, 0) / fstep))
@@ -163,16 +171,17 @@ def log_fbank(audio: np.ndarray) -> np.ndarray:
     frames = np.lib.stride_tricks.sliding_window_view(x, flen)[::fstep]
     pspec = np.square(np.abs(scipy.fft.rfft(frames, NFFT, axis=-1))) * (1.0 / NFFT)
     # a small floor keeps log() finite on digital silence and zero padding
-    return np.log(np.asarray((_mel_matrix() @ pspec.T).T) + 1e-7)
+    return np.log(np.asarray((_mel_matrix(round(warp, 2)) @ pspec.T).T) + 1e-7)
 
 
-def window_features(audio: np.ndarray) -> np.ndarray:
+def window_features(audio: np.ndarray, warp: float = 1.0) -> np.ndarray:
     """One window of 16 kHz audio (``WINDOW_SAMPLES`` long; shorter is centred and zero-padded,
     longer is cut to its first window) -> float32 ``FEATURE_SHAPE`` model input.
 
     40-band log mel filterbank (25 ms / 10 ms), minus the mean over the speech frames: this
     removes the recording gain (microphone distance, actor level) and keeps the spectral shape
-    and the loudness contour. The same function serves training and the service.
+    and the loudness contour. The same function serves training and the service (``warp`` is a
+    training augmentation, see ``_mel_matrix``).
     """
     x = _as_float_audio(audio)
     if len(x) > WINDOW_SAMPLES:
@@ -180,7 +189,7 @@ def window_features(audio: np.ndarray) -> np.ndarray:
     elif len(x) < WINDOW_SAMPLES:
         pad = WINDOW_SAMPLES - len(x)
         x = np.pad(x, (pad // 2, pad - pad // 2))
-    feats = log_fbank(x)[:N_FRAMES]
+    feats = log_fbank(x, warp)[:N_FRAMES]
     energy = feats.mean(axis=1)
     loud = energy > energy.max() - 8.0        # frames within ~35 dB of the loudest
     feats = (feats - feats[loud].mean()) * 0.25
