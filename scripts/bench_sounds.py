@@ -8,9 +8,11 @@ stage only (default config: sound-event model, speech-emotion model, fusion, ala
 store, GPIO on gpiozero's mock pins). Per stream it prints the alarms raised, their condition and
 priority, and the seconds from the stream's start to the first; the last line is one JSON object.
 One shuffle of the clips is one draw: ``--shuffles N`` plays N differently shuffled streams of each
-kind, to see how often a kind raises an alarm rather than whether one draw did.
+kind, to see how often a kind raises an alarm rather than whether one draw did. ``--per-speaker``
+plays each speech stream once per validation actor instead (one voice, as a bedside box hears one
+patient; the speech-emotion model's errors depend on the speaker), and only the speech streams.
 
-    python scripts/bench_sounds.py [--data ../shared/data] [--seconds 60] [--only NAME ...] [--config FILE] [--shuffles N]
+    python scripts/bench_sounds.py [--data ../shared/data] [--seconds 60] [--only NAME ...] [--config FILE] [--shuffles N] [--per-speaker]
 """
 
 from __future__ import annotations
@@ -82,6 +84,8 @@ def build_stream(paths: list[Path], seconds: float, rng: np.random.Generator) ->
 def main(argv: list[str] | None = None) -> int:
     p = arg_parser(__doc__, seed=3, only_help="stream names to run (default: all)",
                    config_help="TOML config (its [alarm], [vocal_distress], [voice] and [fusion] apply)")
+    p.add_argument("--per-speaker", action="store_true",
+                   help="the speech streams only, each played once per validation actor")
     args = p.parse_args(argv)
     check_shuffles(p, args)
     logging.basicConfig(level=logging.ERROR)
@@ -96,17 +100,25 @@ def main(argv: list[str] | None = None) -> int:
         for index, (name, sources, should_alarm) in enumerate(STREAMS):
             if args.only and name not in args.only:
                 continue
-            paths = [c.path for c in clips if c.source in sources]
-            if sources and not paths:
+            if args.per_speaker and not name.endswith(" speech"):
+                continue
+            kind = [c for c in clips if c.source in sources]
+            if sources and not kind:
                 print(f"{name}: no validation clips, skipped")
                 continue
-            for shuffle in range(args.shuffles):
-                rng = stream_rng(args.seed, index, shuffle)
-                wav = Path(tmp) / f"{len(rows)}.wav"
-                sf.write(str(wav), build_stream(paths, args.seconds, rng), SR)
-                label = f"{name:18s}" + (f" #{shuffle + 1}" if args.shuffles > 1 else "")
-                rows.append(run_stream(base, Path(tmp), name, label, should_alarm, audio=wav,
-                                       clips=len(paths), shuffle=shuffle + 1))
+            speakers = sorted({c.speaker for c in kind}) if args.per_speaker else [None]
+            for speaker in speakers:
+                paths = [c.path for c in kind if speaker is None or c.speaker == speaker]
+                part = None if speaker is None else int(speaker.split(":")[1])
+                extra = {} if speaker is None else {"speaker": speaker}
+                for shuffle in range(args.shuffles):
+                    rng = stream_rng(args.seed, index, shuffle, part)
+                    wav = Path(tmp) / f"{len(rows)}.wav"
+                    sf.write(str(wav), build_stream(paths, args.seconds, rng), SR)
+                    label = (f"{name:18s}" + (f" {speaker}" if speaker else "")
+                             + (f" #{shuffle + 1}" if args.shuffles > 1 else ""))
+                    rows.append(run_stream(base, Path(tmp), name, label, should_alarm, audio=wav,
+                                           clips=len(paths), shuffle=shuffle + 1, **extra))
     print(summary(rows, args.seconds, args.seed))
     return 0
 

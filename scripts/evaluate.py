@@ -20,7 +20,11 @@ wrong answer; ``ms_per_item`` is the whole stage per frame.
 voice: DIR holds ``index.csv`` with columns ``file`` (path relative to DIR) and ``emotion`` (RAVDESS
 names); audio (WAV/FLAC, any rate, mono or multi-channel) is resampled to 16 kHz and classified per
 clip with ``VoiceClassifier.classify_clip``; clips without speech count as ``neutral`` predictions
-and are reported as ``no_speech``.
+and are reported as ``no_speech``. The JSON adds ``distress_auc`` (each clip's voice distress score,
+the default config's ``[fusion]`` voice weights over its mean probabilities; positives fear, sad and
+angry, negatives neutral, happy and surprise) and, when index.csv has a ``speaker`` or ``actor``
+column, ``distress_by_speaker``: each speaker's mean distress score per true emotion (the model's
+errors follow the voice; printed as a table too).
 
 sounds: DIR holds ``index.csv`` with columns ``file`` and ``kind`` (speech, scream, cry, moan,
 other_vocal, background); audio (WAV, FLAC or Ogg/Opus, any rate and channels) goes through the
@@ -192,16 +196,42 @@ def evaluate_face_frames(images: np.ndarray, y_true: np.ndarray, clf: CropClassi
 
 # ----------------------------------------------------------------------------------------- voice
 
-def load_voice_index(folder: Path) -> list[tuple[Path, int]]:
-    """Validated [(audio path, canonical label)] from DIR/index.csv (columns file, emotion)."""
+def load_voice_index(folder: Path) -> list[tuple[Path, int, str | None]]:
+    """Validated [(audio path, canonical label, speaker or None)] from DIR/index.csv (columns file,
+    emotion; optional speaker or actor)."""
     items = []
     for line, row in _read_index(folder, ("file", "emotion"), MAKE_SETS):
         try:
             label = ravdess_to_canon(row["emotion"] or "")
         except ValueError as exc:
             raise EvalInputError(f"{folder / 'index.csv'} line {line}: {exc}") from None
-        items.append((_index_file(folder, row, line), label))
+        speaker = row.get("speaker") or row.get("actor") or None
+        items.append((_index_file(folder, row, line), label, speaker))
     return items
+
+
+VOICE_DISTRESS_POS, VOICE_DISTRESS_NEG = ("fear", "sad", "angry"), ("neutral", "happy", "surprise")
+
+
+def voice_distress(probs: np.ndarray, y_true: np.ndarray, speakers: list[str | None]) -> dict[str, Any]:
+    """Clip distress scores with the default voice weights: their AUC (fear, sad, angry against
+    neutral, happy, surprise) and, when every clip names its speaker, each speaker's mean per true
+    emotion."""
+    from edge.config import Config
+    from edge.fusion import distress_score
+    from scripts.metrics import auc
+
+    weights = Config().fusion.weights_for("voice")
+    scores = np.array([distress_score(p, weights) for p in probs])
+    pos = np.isin(y_true, [INDEX[k] for k in VOICE_DISTRESS_POS])
+    neg = np.isin(y_true, [INDEX[k] for k in VOICE_DISTRESS_NEG])
+    out: dict[str, Any] = {"distress_auc": auc(scores[pos], scores[neg]) if pos.any() and neg.any() else None}
+    if speakers and all(speakers):
+        out["distress_by_speaker"] = {
+            sp: {LABELS[k]: round(float(scores[(np.array(speakers) == sp) & (y_true == k)].mean()), 3)
+                 for k in range(len(LABELS)) if ((np.array(speakers) == sp) & (y_true == k)).any()}
+            for sp in sorted(set(speakers), key=lambda v: (len(v), v))}
+    return out
 
 
 def read_audio_16k(path: Path) -> np.ndarray:
@@ -261,11 +291,12 @@ def evaluate_voice(folder: Path, model: Path, num_threads: int = 1,
         clf: ClipClassifier = VoiceClassifier(model, num_threads=num_threads)
     else:
         clf = make_classifier(model)
-    y_true = np.array([label for _, label in items], dtype=np.int64)
+    y_true = np.array([label for _, label, _ in items], dtype=np.int64)
     y_pred = np.empty(len(items), dtype=np.int64)
+    clip_probs = np.zeros((len(items), len(LABELS)))
     no_speech = 0
     audio_s = elapsed = 0.0
-    for i, (path, _) in enumerate(items):
+    for i, (path, _, _) in enumerate(items):
         audio = read_audio_16k(path)
         audio_s += len(audio) / SAMPLE_RATE
         t0 = time.perf_counter()
@@ -273,12 +304,14 @@ def evaluate_voice(folder: Path, model: Path, num_threads: int = 1,
         elapsed += time.perf_counter() - t0
         if _has_speech(probs, detail):
             y_pred[i] = int(np.argmax(probs))
+            clip_probs[i] = probs
         else:
             no_speech += 1
             y_pred[i] = INDEX["neutral"]
     result = {"task": "voice", "input": str(folder), **classification_report(y_true, y_pred),
               "no_speech": no_speech, "audio_s": round(audio_s, 3),
-              "ms_per_item": 1000.0 * elapsed / len(items)}
+              "ms_per_item": 1000.0 * elapsed / len(items),
+              **voice_distress(clip_probs, y_true, [sp for _, _, sp in items])}
     return {**result, **_model_fields(clf, model)}
 
 
@@ -420,6 +453,14 @@ def _summary(result: dict[str, Any]) -> list[str]:
         recall = result["per_class_recall"][name]
         shown = "   -  " if recall is None else f"{recall:.3f}"
         lines.append(f"  {name:<9} recall {shown}  support {result['support'][name]}")
+    if result.get("distress_auc") is not None:
+        lines.append(f"distress_auc={result['distress_auc']:.4f} (fear, sad, angry against neutral, happy, surprise)")
+    by_speaker = result.get("distress_by_speaker")
+    if by_speaker:
+        lines.append("mean distress score by speaker and true emotion:")
+        lines.append("  speaker   " + " ".join(f"{name:>8}" for name in LABELS))
+        for sp, row in by_speaker.items():
+            lines.append(f"  {sp:<9} " + " ".join(f"{row[n]:8.2f}" if n in row else "       -" for n in LABELS))
     return lines
 
 

@@ -114,7 +114,10 @@ def check_shuffles(p: argparse.ArgumentParser, args: argparse.Namespace) -> None
         p.error("--shuffles must be at least 1")
 
 
-def stream_rng(seed: int, index: int, shuffle: int) -> np.random.Generator:
+def stream_rng(seed: int, index: int, shuffle: int, part: int | None = None) -> np.random.Generator:
     """The shuffle of one stream: from its kind's place in the benchmark's list (not in this run, so
-    ``--only`` replays the same streams) and the shuffle number (0 = the default run's)."""
+    ``--only`` replays the same streams), the shuffle number (0 = the default run's) and, for a kind
+    played once per speaker, the speaker's number."""
+    if part is not None:
+        return np.random.default_rng([seed, index, shuffle, part])
     return np.random.default_rng([seed, index] + ([shuffle] if shuffle else []))

@@ -306,6 +306,11 @@ def test_voice_metrics_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[
     # all clips arrive as 16 kHz mono: 1.2 s -> 19200 samples (silence: 1 s)
     assert sorted(made[0].lengths) == [16000] + [19200] * 5
     assert result["audio_s"] == pytest.approx(7.0, abs=0.01)
+    # voice distress with the default weights (fear 1, angry 0.9, sad 0.8): the silent sad clip
+    # scores 0 and ties the calm and happy ones; one speaker (the index's actor column)
+    assert result["distress_auc"] == pytest.approx(7 / 8)
+    assert result["distress_by_speaker"] == {"1": {"neutral": 0.0, "happy": 0.0, "sad": 0.4, "fear": 1.0,
+                                                   "angry": 0.9}}
 
 
 def test_voice_bad_inputs(tmp_path: Path) -> None:

@@ -34,6 +34,18 @@ def test_scenario_bench_screaming_alarms_laughing_and_room_sound_do_not() -> Non
             assert r["alarms"] == 0
 
 
+@NEEDS_DATA
+def test_scenario_bench_per_speaker_plays_each_voice_alone() -> None:
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_sounds.py"), "--seconds", "30",
+                           "--per-speaker", "--only", "calm speech", "screaming"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    rows = json.loads(proc.stdout.strip().splitlines()[-1])["streams"]
+    # only speech streams, one per validation actor, each built from that actor's clips alone
+    assert [(r["stream"], r["speaker"]) for r in rows] == [("calm speech", f"r:{a}") for a in (17, 18, 19, 20)]
+    assert all(r["clips"] == 8 and r["alarms"] == 0 for r in rows)
+
+
 def test_scenario_bench_refuses_zero_shuffles() -> None:
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_sounds.py"), "--shuffles", "0"],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
