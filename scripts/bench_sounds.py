@@ -11,8 +11,13 @@ One shuffle of the clips is one draw: ``--shuffles N`` plays N differently shuff
 kind, to see how often a kind raises an alarm rather than whether one draw did. ``--per-speaker``
 plays each speech stream once per validation actor instead (one voice, as a bedside box hears one
 patient; the speech-emotion model's errors depend on the speaker), and only the speech streams.
+``--background music|talk`` plays every stream over a continuous background, as with a television
+or visitors in the room: music-like sound (``synth_background``) or three other people's calm
+talk (held-out RAVDESS neutral and calm sentences), ``--snr`` dB below the stream's active level,
+then through another microphone's response (``train_sounds.random_eq``); all seeded per stream.
 
-    python scripts/bench_sounds.py [--data ../shared/data] [--seconds 60] [--only NAME ...] [--config FILE] [--shuffles N] [--per-speaker]
+    python scripts/bench_sounds.py [--data ../shared/data] [--seconds 60] [--only NAME ...] [--config FILE] [--shuffles N]
+                                   [--per-speaker] [--background music|talk [--snr DB]]
 """
 
 from __future__ import annotations
@@ -81,11 +86,28 @@ def build_stream(paths: list[Path], seconds: float, rng: np.random.Generator) ->
     return (out + floor).astype(np.float32)
 
 
+def under_background(x: np.ndarray, kind: str, snr_db: float, talk: list[Path],
+                     rng: np.random.Generator) -> np.ndarray:
+    """``x`` with a continuous ``kind`` background (``music`` or ``talk``: three of the ``talk``
+    clips at once) ``snr_db`` below its active level, through a random microphone response."""
+    from scripts.train_sounds import random_eq
+    from scripts.train_voice import add_at_snr, babble
+
+    if kind == "music":
+        bed = synth_background(len(x), rng, "music")
+    else:
+        bed = babble([load_audio(talk[i]) for i in rng.choice(len(talk), size=3, replace=False)], len(x), rng)
+    return random_eq(add_at_snr(x, bed, snr_db), rng)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = arg_parser(__doc__, seed=3, only_help="stream names to run (default: all)",
                    config_help="TOML config (its [alarm], [vocal_distress], [voice] and [fusion] apply)")
     p.add_argument("--per-speaker", action="store_true",
                    help="the speech streams only, each played once per validation actor")
+    p.add_argument("--background", choices=("music", "talk"),
+                   help="a continuous background under every stream (a television, people talking)")
+    p.add_argument("--snr", type=float, default=10.0, help="with --background: its level, dB below the stream's")
     args = p.parse_args(argv)
     check_shuffles(p, args)
     logging.basicConfig(level=logging.ERROR)
@@ -95,6 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    talk = [c.path for c in clips if c.source in ("ravdess/neutral", "ravdess/calm")]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for index, (name, sources, should_alarm) in enumerate(STREAMS):
@@ -111,10 +134,15 @@ def main(argv: list[str] | None = None) -> int:
                 paths = [c.path for c in kind if speaker is None or c.speaker == speaker]
                 part = None if speaker is None else int(speaker.split(":")[1])
                 extra = {} if speaker is None else {"speaker": speaker}
+                if args.background:
+                    extra.update(background=args.background, snr_db=args.snr)
                 for shuffle in range(args.shuffles):
                     rng = stream_rng(args.seed, index, shuffle, part)
+                    x = build_stream(paths, args.seconds, rng)
+                    if args.background:
+                        x = under_background(x, args.background, args.snr, talk, rng)
                     wav = Path(tmp) / f"{len(rows)}.wav"
-                    sf.write(str(wav), build_stream(paths, args.seconds, rng), SR)
+                    sf.write(str(wav), x, SR)
                     label = (f"{name:18s}" + (f" {speaker}" if speaker else "")
                              + (f" #{shuffle + 1}" if args.shuffles > 1 else ""))
                     rows.append(run_stream(base, Path(tmp), name, label, should_alarm, audio=wav,

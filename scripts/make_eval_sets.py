@@ -16,6 +16,12 @@ Writes into DIR (which must not be a tracked part of the repository):
   on), with a symlink ``data`` to the shared folder. The first: every Deeply clip plus RAVDESS
   actors 17-20; the second: EmoGator pain and distress bursts against amused, relieved, contented,
   neutral, ecstatic and desirous ones.
+- ``sounds_recorded/``: the clips of ``sounds_deeply_speech`` as a phone or a television would
+  carry them (``recorded``: room reverberation, a bed of music-like sound or other held-out speakers'
+  talk at 5-15 dB SNR around and under the clip, another microphone's response, a random level,
+  Ogg/Opus at about 32 kbit/s; seeded per clip): a stand-in for sound cut from real videos, which the
+  shared data lacks. Each step is also a training augmentation except the codec; the set is harder
+  because all of them come at once.
 """
 
 from __future__ import annotations
@@ -157,6 +163,63 @@ def sound_sets(data: Path, out: Path) -> dict[str, int]:
     return counts
 
 
+RECORDED_SEED = 20261201
+RECORDED_SNR_DB = (5.0, 15.0)
+RECORDED_CONTEXT_S = 0.5
+
+
+def recorded(x: np.ndarray, talk: list[np.ndarray], rng: np.random.Generator) -> tuple[np.ndarray, str, float]:
+    """One clip (16 kHz float) as a recording would carry it: reverberation, ``RECORDED_CONTEXT_S``
+    of background either side, the background under it at ``RECORDED_SNR_DB``, a random microphone
+    response, a peak level of -20 to -3 dBFS. Returns the audio, the background (``music`` or
+    ``talk``) and its SNR in dB."""
+    from scripts.sound_data import SR, synth_background
+    from scripts.train_sounds import random_eq
+    from scripts.train_voice import add_at_snr, babble, reverb
+
+    pad = int(RECORDED_CONTEXT_S * SR)
+    y = np.pad(reverb(x, rng), (pad, pad))
+    if rng.random() < 0.5 or not talk:
+        kind, bed = "music", synth_background(len(y), rng, "music")
+    else:
+        kind, bed = "talk", babble([talk[i] for i in rng.choice(len(talk), size=min(3, len(talk)), replace=False)],
+                                   len(y), rng)
+    snr = float(rng.uniform(*RECORDED_SNR_DB))
+    y = random_eq(add_at_snr(y, bed, snr), rng)
+    return (y / (np.abs(y).max() + 1e-9) * 10 ** (rng.uniform(-20, -3) / 20)).astype(np.float32), kind, snr
+
+
+def recorded_set(data: Path, out: Path) -> int:
+    """``sounds_recorded/``: every clip of ``sounds_deeply_speech`` through ``recorded``, written as
+    Ogg/Opus (``compression_level`` 0.9: about 32 kbit/s) beside an ``index.csv`` (file, kind, source,
+    background, snr_db)."""
+    import soundfile as sf
+
+    from scripts.sound_data import SR, index_clips, is_val, load_audio
+
+    try:
+        clips = [c for c in index_clips(data) if is_val(c) and c.source.startswith(("deeply/", "ravdess/"))]
+    except FileNotFoundError as exc:
+        raise SetError(str(exc)) from None
+    dest = out / "sounds_recorded"
+    dest.mkdir(parents=True, exist_ok=True)
+    speech = [c for c in clips if c.source.startswith("ravdess/")]
+    rows = []
+    for i, c in enumerate(clips):
+        rng = np.random.default_rng([RECORDED_SEED, i])
+        talk = [load_audio(o.path) for o in (speech[j] for j in rng.choice(len(speech), size=min(6, len(speech)),
+                                                                           replace=False))
+                if o.speaker != c.speaker]
+        rel = Path(c.source) / f"{i:04d}_{c.path.stem}.opus"
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        audio, bed, snr = recorded(load_audio(c.path), talk, rng)
+        sf.write(dest / rel, audio, SR, format="OGG", subtype="OPUS", compression_level=0.9)
+        rows.append({"file": str(rel), "kind": c.kind, "source": c.source, "background": bed,
+                     "snr_db": f"{snr:.1f}"})
+    _write_index(dest, ["file", "kind", "source", "background", "snr_db"], rows)
+    return len(rows)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, required=True, help="the shared data folder (../shared/data)")
@@ -171,13 +234,15 @@ def main(argv: list[str] | None = None) -> int:
         counts["ravdess_17_20"] = ravdess_set(args.data / RAVDESS_DIR, args.out)
         counts["ravdess_17_20_babble"] = ravdess_babble_set(args.data / RAVDESS_DIR, args.out)
         counts.update(sound_sets(args.data, args.out))
+        counts["sounds_recorded"] = recorded_set(args.data, args.out)
     except SetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     targets = {"fer_publictest_ferplus": "fer_publictest_ferplus.npz",
                "fer_publictest_original": "fer_publictest_original.npz", "ravdess_17_20": "ravdess_17_20/",
                "ravdess_17_20_babble": "ravdess_17_20_babble/",
-               "sounds_deeply_speech": "sounds_deeply_speech/", "sounds_emogator": "sounds_emogator/"}
+               "sounds_deeply_speech": "sounds_deeply_speech/", "sounds_emogator": "sounds_emogator/",
+               "sounds_recorded": "sounds_recorded/"}
     for name, n in counts.items():
         print(f"{name}: {n} items -> {args.out / targets[name]}")
     return 0

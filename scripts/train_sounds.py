@@ -50,6 +50,7 @@ from edge.inference.sound_events import (  # noqa: E402
 from edge.vocal_distress import clip_distress_score  # noqa: E402
 from scripts.metrics import auc, classification_report  # noqa: E402
 from scripts.sound_data import (  # noqa: E402
+    BACKGROUND_KINDS,
     EMOGATOR_PLEASANT,
     SR,
     Clip,
@@ -113,6 +114,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="moan gets this many times --per-class windows (the distress class with least data)")
     p.add_argument("--eq", type=float, default=0.0,
                    help="share of training windows given a random microphone response (see random_eq)")
+    p.add_argument("--beds", type=float, default=0.0,
+                   help="share of training windows over a continuous room bed (music-like sound, several room "
+                        "sounds at once, or four to six people talking; see room_bed); the same share of "
+                        "background windows is such a bed alone")
     p.add_argument("--pleasant-share", type=float, default=1.0,
                    help="sampling share of each pleasant EmoGator category within other_vocal (a Deeply class is 1)")
     p.add_argument("--stages", default="1,2,3,4",
@@ -241,10 +246,29 @@ def random_eq(x: np.ndarray, rng: np.random.Generator, max_db: float = 9.0) -> n
     return (y / peak * float(np.max(np.abs(x))) if peak > 0 else y).astype(np.float32)
 
 
+def room_bed(n: int, rng: np.random.Generator, speech_pool: list[np.ndarray]) -> np.ndarray:
+    """``n`` samples of what a television or a busy room puts under everything: music-like sound
+    (40 %), two or three kinds of room sound at once (30 %), or four to six people talking at once,
+    with music half the time (30 %; a crowd, not one voice). No dominant voice: alone it is
+    ``background``."""
+    r = rng.random()
+    if r < 0.4:
+        return synth_background(n, rng, "music")
+    if r < 0.7 or len(speech_pool) < 6:
+        kinds = rng.choice(BACKGROUND_KINDS[1:], size=int(rng.integers(2, 4)), replace=False)
+        return np.sum([synth_background(n, rng, str(k)) for k in kinds], axis=0).astype(np.float32)
+    pool = [speech_pool[i] for i in rng.choice(len(speech_pool), size=int(rng.integers(4, 7)), replace=False)]
+    crowd = babble(pool, n, rng) * 10 ** (rng.uniform(-50, -20) / 20)
+    if rng.random() < 0.5:
+        crowd = crowd + synth_background(n, rng, "music")
+    return crowd.astype(np.float32)
+
+
 def render(x: np.ndarray, kind: str, speech_pool: list[np.ndarray], rng: np.random.Generator,
-           eq: float = 0.0) -> np.ndarray:
+           eq: float = 0.0, beds: float = 0.0) -> np.ndarray:
     """One augmented 1 s rendering of a training clip (``eq``: share given a random microphone
-    response)."""
+    response; ``beds``: share laid over a ``room_bed``, 0-20 dB below the sound, 5-20 dB below
+    speech)."""
     x = speed(x, 1.0 + float(rng.uniform(-0.12, 0.12)))
     x = window_around_peak(x, rng)
     if rng.random() < 0.3:
@@ -255,6 +279,8 @@ def render(x: np.ndarray, kind: str, speech_pool: list[np.ndarray], rng: np.rand
         # a burst over distant talking keeps its label: the talking is quieter
         pool = [speech_pool[i] for i in rng.choice(len(speech_pool), size=3, replace=False)]
         x = add_at_snr(x, babble(pool, len(x), rng), rng.uniform(8, 25))
+    if beds > 0 and rng.random() < beds:
+        x = add_at_snr(x, room_bed(len(x), rng, speech_pool), rng.uniform(5.0 if kind == "speech" else 0.0, 20.0))
     if rng.random() < 0.2:
         x = colour(x, rng)
     if rng.random() < eq:
@@ -293,14 +319,15 @@ def group_weights(clips: list[Clip], pleasant_share: float = 1.0) -> dict[str, n
 
 def epoch_bank(clips: list[Clip], audio: list[np.ndarray], weights: dict[str, np.ndarray], epoch: int,
                seed: int, per_class: int, other_factor: float = 1.0,
-               moan_factor: float = 1.0, eq: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+               moan_factor: float = 1.0, eq: float = 0.0, beds: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng([seed, epoch])
     speech_pool = [audio[i] for i, c in enumerate(clips) if c.kind == "speech"]
     feats, labels = [], []
     for k, kind in enumerate(SOUND_CLASSES):
         if kind == "background":
             for _ in range(per_class):
-                x = synth_background(SOUND_WINDOW_SAMPLES, rng)
+                x = (room_bed(SOUND_WINDOW_SAMPLES, rng, speech_pool) if beds > 0 and rng.random() < beds
+                     else synth_background(SOUND_WINDOW_SAMPLES, rng))
                 if rng.random() < 0.3:
                     x = reverb(x, rng)
                 if rng.random() < eq:
@@ -311,7 +338,7 @@ def epoch_bank(clips: list[Clip], audio: list[np.ndarray], weights: dict[str, np
         w = weights[kind]
         n = int(round(per_class * {"other_vocal": other_factor, "moan": moan_factor}.get(kind, 1.0)))
         for i in rng.choice(len(clips), size=n, p=w / w.sum()):
-            feats.append(spec_augment(sound_features(render(audio[i], kind, speech_pool, rng, eq)), rng))
+            feats.append(spec_augment(sound_features(render(audio[i], kind, speech_pool, rng, eq, beds)), rng))
             labels.append(k)
     order = rng.permutation(len(feats))
     return np.stack(feats)[order], np.asarray(labels, np.int64)[order]
@@ -417,7 +444,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.time()
         bank_x, bank_y = epoch_bank(train, train_audio, weights, epoch, args.seed,
                                     args.per_class if not args.limit else min(args.per_class, 64), args.other_factor,
-                                    args.moan_factor, args.eq)
+                                    args.moan_factor, args.eq, args.beds)
         t_bank = time.time() - start
         model.optimizer.learning_rate.assign(lr_at(epoch, args.epochs, args.lr))
         n = len(bank_x) if not args.steps else min(len(bank_x), args.steps * args.batch)
@@ -470,7 +497,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics = {"classes": list(SOUND_CLASSES), "parameters": int(final.count_params()), "selected": selected,
                "epochs": state["epoch"], "best_epoch": state.get("best_epoch"), "seed": args.seed,
                "width": args.width, "stages": list(stages), "per_class": args.per_class,
-               "other_factor": args.other_factor, "moan_factor": args.moan_factor, "eq": args.eq, "pleasant_share": args.pleasant_share,
+               "other_factor": args.other_factor, "moan_factor": args.moan_factor, "eq": args.eq, "beds": args.beds, "pleasant_share": args.pleasant_share,
                "feature_shape": list(SOUND_FEATURE_SHAPE), "sample_rate": SR,
                "train_clips": len(train), "val_clips": len(val),
                "val_speakers": sorted({c.speaker for c in val}), "keras_validation": best_rep,

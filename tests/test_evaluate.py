@@ -430,6 +430,18 @@ def test_make_eval_sets(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> N
         rows = list(csv.DictReader(fh))
     assert sorted((r["kind"], r["source"]) for r in rows) == [("moan", "emogator/Pain"),
                                                               ("other_vocal", "emogator/Amusement")]
+    # the same clips as a recording would carry them: Ogg/Opus, half a second of background either side
+    with open(out / "sounds_deeply_speech" / "index.csv", newline="") as fh:
+        clean = sorted((r["kind"], r["source"]) for r in csv.DictReader(fh))
+    with open(out / "sounds_recorded" / "index.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    assert sorted((r["kind"], r["source"]) for r in rows) == clean
+    for r in rows:
+        info = sf.info(str(out / "sounds_recorded" / r["file"]))
+        assert info.subtype == "OPUS" and info.duration == pytest.approx(0.5 + 1.0, abs=0.02)
+        assert r["background"] in ("music", "talk") and 5.0 <= float(r["snr_db"]) <= 15.0
+        audio, _ = sf.read(str(out / "sounds_recorded" / r["file"]), dtype="float32")
+        assert 10 ** (-21 / 20) < np.abs(audio).max() < 10 ** (-2 / 20)
 
 
 def test_make_eval_sets_refuses_repo_and_missing_data(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

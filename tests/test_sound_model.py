@@ -46,6 +46,17 @@ def test_scenario_bench_per_speaker_plays_each_voice_alone() -> None:
     assert all(r["clips"] == 8 and r["alarms"] == 0 for r in rows)
 
 
+@NEEDS_DATA
+def test_scenario_bench_over_a_background() -> None:
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_sounds.py"), "--seconds", "20",
+                           "--only", "screaming", "--background", "talk", "--snr", "12"],
+                          cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    (row,) = json.loads(proc.stdout.strip().splitlines()[-1])["streams"]
+    assert row["stream"] == "screaming" and row["background"] == "talk" and row["snr_db"] == 12.0
+    assert row["conditions"] == ["vocal_distress"]      # screams over people talking still alarm
+
+
 def test_scenario_bench_refuses_zero_shuffles() -> None:
     proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_sounds.py"), "--shuffles", "0"],
                           cwd=REPO, capture_output=True, text=True, timeout=120)
@@ -68,7 +79,7 @@ def test_training_smoke(tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert load_script("train_sounds").main(["--data", str(DATA), "--out", str(out), "--limit", "120",
                                              "--epochs", "1", "--steps", "2", "--threads", "1", "--quiet",
-                                             "--no-espeak", "--eq", "0.5"]) == 0
+                                             "--no-espeak", "--eq", "0.5", "--beds", "0.5"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["classes"] == ["speech", "scream", "cry", "moan", "other_vocal", "background"]
     assert {"auc_deeply_speech", "auc_emogator", "clip_accuracy"} <= set(metrics["int8"])
@@ -95,6 +106,23 @@ def test_random_eq_changes_the_microphone_not_the_level_or_length() -> None:
     assert all(abs(np.abs(y).max() - np.abs(x).max()) < 1e-5 for y in outs)   # peak kept: gain is separate
     tilts = [tilt(y) for y in outs]
     assert abs(tilt(x)) < 1.0 and max(tilts) - min(tilts) > 6.0   # responses differ by several dB
+
+
+def test_room_bed_is_a_steady_background_and_never_silent() -> None:
+    """``--beds``: music-like sound, several room sounds at once, or a crowd of four to six voices,
+    the same for the same seed; the bed lies under the whole window (no gap a burst could be told by)."""
+    import numpy as np
+
+    train = load_script("train_sounds")
+    rng0 = np.random.default_rng(5)
+    voices = [np.sin(2 * np.pi * f * np.arange(16000) / 16000).astype(np.float32) * 0.1
+              for f in rng0.uniform(120, 300, 8)]
+    beds = [train.room_bed(16000, np.random.default_rng(k), voices) for k in range(30)]
+    np.testing.assert_array_equal(beds[3], train.room_bed(16000, np.random.default_rng(3), voices))
+    for bed in beds:
+        assert bed.dtype == np.float32 and bed.shape == (16000,) and np.isfinite(bed).all()
+        quarters = np.sqrt(np.mean(np.square(bed.reshape(4, -1)), axis=1))
+        assert quarters.min() > 0.05 * quarters.max() > 0      # steady under the window, not a burst
 
 
 def test_ensemble_refuses_a_model_that_is_not_a_sound_model() -> None:
