@@ -18,13 +18,17 @@ NEEDS_DATA = pytest.mark.skipif(not (DATA / "vocal_bursts").is_dir(), reason="ne
 HAS_TF = importlib.util.find_spec("tensorflow") is not None
 
 
-@NEEDS_DATA
-def test_scenario_bench_screaming_alarms_laughing_and_room_sound_do_not() -> None:
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_sounds.py"), "--seconds", "40",
-                           "--only", "screaming", "laughing", "room sound", "--shuffles", "2"],
+def bench_rows(*args: str) -> list[dict]:
+    """The streams of one ``scripts/bench_sounds.py`` run (its last line)."""
+    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_sounds.py"), *args],
                           cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr
-    rows = json.loads(proc.stdout.strip().splitlines()[-1])["streams"]
+    return json.loads(proc.stdout.strip().splitlines()[-1])["streams"]
+
+
+@NEEDS_DATA
+def test_scenario_bench_screaming_alarms_laughing_and_room_sound_do_not() -> None:
+    rows = bench_rows("--seconds", "40", "--only", "screaming", "laughing", "room sound", "--shuffles", "2")
     assert [(r["stream"], r["shuffle"]) for r in rows] == [(n, k) for n in ("screaming", "laughing", "room sound")
                                                            for k in (1, 2)]
     for r in rows:
@@ -36,11 +40,7 @@ def test_scenario_bench_screaming_alarms_laughing_and_room_sound_do_not() -> Non
 
 @NEEDS_DATA
 def test_scenario_bench_per_speaker_plays_each_voice_alone() -> None:
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_sounds.py"), "--seconds", "30",
-                           "--per-speaker", "--only", "calm speech", "screaming"],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    rows = json.loads(proc.stdout.strip().splitlines()[-1])["streams"]
+    rows = bench_rows("--seconds", "30", "--per-speaker", "--only", "calm speech", "screaming")
     # only speech streams, one per validation actor, each built from that actor's clips alone
     assert [(r["stream"], r["speaker"]) for r in rows] == [("calm speech", f"r:{a}") for a in (17, 18, 19, 20)]
     assert all(r["clips"] == 8 and r["alarms"] == 0 for r in rows)
@@ -48,11 +48,7 @@ def test_scenario_bench_per_speaker_plays_each_voice_alone() -> None:
 
 @NEEDS_DATA
 def test_scenario_bench_over_a_background() -> None:
-    proc = subprocess.run([sys.executable, str(REPO / "scripts" / "bench_sounds.py"), "--seconds", "20",
-                           "--only", "screaming", "--background", "talk", "--snr", "12"],
-                          cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr
-    (row,) = json.loads(proc.stdout.strip().splitlines()[-1])["streams"]
+    (row,) = bench_rows("--seconds", "20", "--only", "screaming", "--background", "talk", "--snr", "12")
     assert row["stream"] == "screaming" and row["background"] == "talk" and row["snr_db"] == 12.0
     assert row["conditions"] == ["vocal_distress"]      # screams over people talking still alarm
 
