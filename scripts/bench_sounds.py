@@ -86,18 +86,14 @@ def build_stream(paths: list[Path], seconds: float, rng: np.random.Generator) ->
     return (out + floor).astype(np.float32)
 
 
-def under_background(x: np.ndarray, kind: str, snr_db: float, talk: list[Path],
+def under_background(x: np.ndarray, kind: str, snr_db: float, talk: list[np.ndarray],
                      rng: np.random.Generator) -> np.ndarray:
-    """``x`` with a continuous ``kind`` background (``music`` or ``talk``: three of the ``talk``
-    clips at once) ``snr_db`` below its active level, through a random microphone response."""
-    from scripts.train_sounds import random_eq
-    from scripts.train_voice import add_at_snr, babble
+    """``x`` with a continuous ``kind`` background (``train_sounds.music_or_talk``) ``snr_db`` below
+    its active level, through a random microphone response."""
+    from scripts.train_sounds import music_or_talk, random_eq
+    from scripts.train_voice import add_at_snr
 
-    if kind == "music":
-        bed = synth_background(len(x), rng, "music")
-    else:
-        bed = babble([load_audio(talk[i]) for i in rng.choice(len(talk), size=3, replace=False)], len(x), rng)
-    return random_eq(add_at_snr(x, bed, snr_db), rng)
+    return random_eq(add_at_snr(x, music_or_talk(kind, len(x), talk, rng), snr_db), rng)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -117,7 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    talk = [c.path for c in clips if c.source in ("ravdess/neutral", "ravdess/calm")]
+    talk = ([load_audio(c.path) for c in clips if c.source in ("ravdess/neutral", "ravdess/calm")]
+            if args.background == "talk" else [])
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for index, (name, sources, should_alarm) in enumerate(STREAMS):

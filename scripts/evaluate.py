@@ -227,9 +227,10 @@ def voice_distress(probs: np.ndarray, y_true: np.ndarray, speakers: list[str | N
     neg = np.isin(y_true, [INDEX[k] for k in VOICE_DISTRESS_NEG])
     out: dict[str, Any] = {"distress_auc": auc(scores[pos], scores[neg]) if pos.any() and neg.any() else None}
     if speakers and all(speakers):
+        who = np.array(speakers)
         out["distress_by_speaker"] = {
-            sp: {LABELS[k]: round(float(scores[(np.array(speakers) == sp) & (y_true == k)].mean()), 3)
-                 for k in range(len(LABELS)) if ((np.array(speakers) == sp) & (y_true == k)).any()}
+            sp: {LABELS[k]: round(float(scores[(who == sp) & (y_true == k)].mean()), 3)
+                 for k in range(len(LABELS)) if ((who == sp) & (y_true == k)).any()}
             for sp in sorted(set(speakers), key=lambda v: (len(v), v))}
     return out
 

@@ -173,17 +173,14 @@ def recorded(x: np.ndarray, talk: list[np.ndarray], rng: np.random.Generator) ->
     of background either side, the background under it at ``RECORDED_SNR_DB``, a random microphone
     response, a peak level of -20 to -3 dBFS. Returns the audio, the background (``music`` or
     ``talk``) and its SNR in dB."""
-    from scripts.sound_data import SR, synth_background
-    from scripts.train_sounds import random_eq
-    from scripts.train_voice import add_at_snr, babble, reverb
+    from scripts.sound_data import SR
+    from scripts.train_sounds import music_or_talk, random_eq
+    from scripts.train_voice import add_at_snr, reverb
 
     pad = int(RECORDED_CONTEXT_S * SR)
     y = np.pad(reverb(x, rng), (pad, pad))
-    if rng.random() < 0.5 or not talk:
-        kind, bed = "music", synth_background(len(y), rng, "music")
-    else:
-        kind, bed = "talk", babble([talk[i] for i in rng.choice(len(talk), size=min(3, len(talk)), replace=False)],
-                                   len(y), rng)
+    kind = "music" if rng.random() < 0.5 or not talk else "talk"
+    bed = music_or_talk(kind, len(y), talk, rng)
     snr = float(rng.uniform(*RECORDED_SNR_DB))
     y = random_eq(add_at_snr(y, bed, snr), rng)
     return (y / (np.abs(y).max() + 1e-9) * 10 ** (rng.uniform(-20, -3) / 20)).astype(np.float32), kind, snr
@@ -203,13 +200,13 @@ def recorded_set(data: Path, out: Path) -> int:
         raise SetError(str(exc)) from None
     dest = out / "sounds_recorded"
     dest.mkdir(parents=True, exist_ok=True)
-    speech = [c for c in clips if c.source.startswith("ravdess/")]
+    speech = [(c.speaker, load_audio(c.path)) for c in clips if c.source.startswith("ravdess/")]
     rows = []
     for i, c in enumerate(clips):
         rng = np.random.default_rng([RECORDED_SEED, i])
-        talk = [load_audio(o.path) for o in (speech[j] for j in rng.choice(len(speech), size=min(6, len(speech)),
-                                                                           replace=False))
-                if o.speaker != c.speaker]
+        talk = [audio for speaker, audio in (speech[j] for j in rng.choice(len(speech), size=min(6, len(speech)),
+                                                                            replace=False))
+                if speaker != c.speaker]
         rel = Path(c.source) / f"{i:04d}_{c.path.stem}.opus"
         (dest / rel).parent.mkdir(parents=True, exist_ok=True)
         audio, bed, snr = recorded(load_audio(c.path), talk, rng)

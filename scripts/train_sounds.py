@@ -246,6 +246,15 @@ def random_eq(x: np.ndarray, rng: np.random.Generator, max_db: float = 9.0) -> n
     return (y / peak * float(np.max(np.abs(x))) if peak > 0 else y).astype(np.float32)
 
 
+def music_or_talk(kind: str, n: int, talk: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
+    """``n`` samples of a steady background for the off-corpus checks (``bench_sounds.py
+    --background``, ``make_eval_sets.py``'s recorded set): ``music``-like sound, or ``talk``, three
+    of the ``talk`` clips (fewer if there are not three) at once."""
+    if kind == "music":
+        return synth_background(n, rng, "music")
+    return babble([talk[i] for i in rng.choice(len(talk), size=min(3, len(talk)), replace=False)], n, rng)
+
+
 def room_bed(n: int, rng: np.random.Generator, speech_pool: list[np.ndarray]) -> np.ndarray:
     """``n`` samples of what a television or a busy room puts under everything: music-like sound
     (40 %), two or three kinds of room sound at once (30 %), or four to six people talking at once,
