@@ -11,13 +11,14 @@ One shuffle of the clips is one draw: ``--shuffles N`` plays N differently shuff
 kind, to see how often a kind raises an alarm rather than whether one draw did. ``--per-speaker``
 plays each speech stream once per validation actor instead (one voice, as a bedside box hears one
 patient; the speech-emotion model's errors depend on the speaker), and only the speech streams.
-``--background music|talk`` plays every stream over a continuous background, as with a television
-or visitors in the room: music-like sound (``synth_background``) or three other people's calm
-talk (held-out RAVDESS neutral and calm sentences), ``--snr`` dB below the stream's active level,
-then through another microphone's response (``train_sounds.random_eq``); all seeded per stream.
+``--background music|band|talk`` plays every stream over a continuous background, as with a
+television or visitors in the room: music-like sound (``synth_background``, the generator the sound
+model's training backgrounds use), ``band`` music (``band_music``: instruments and singing that no
+training script hears), or three other people's calm talk (held-out RAVDESS neutral and calm
+sentences), ``--snr`` dB below the stream's active level, then through another microphone's response (``train_sounds.random_eq``); all seeded per stream.
 
     python scripts/bench_sounds.py [--data ../shared/data] [--seconds 60] [--only NAME ...] [--config FILE] [--shuffles N]
-                                   [--per-speaker] [--background music|talk [--snr DB]]
+                                   [--per-speaker] [--background music|band|talk [--snr DB]]
 """
 
 from __future__ import annotations
@@ -63,6 +64,9 @@ STREAMS: tuple[tuple[str, tuple[str, ...], bool], ...] = (
 )
 
 
+BACKGROUNDS = ("music", "band", "talk")    # --background: see the module's docstring
+
+
 def build_stream(paths: list[Path], seconds: float, rng: np.random.Generator) -> np.ndarray:
     """Clips in a shuffled cycle with quiet gaps until ``seconds``; room sound alone when no clips."""
     n = int(seconds * SR)
@@ -88,12 +92,15 @@ def build_stream(paths: list[Path], seconds: float, rng: np.random.Generator) ->
 
 def under_background(x: np.ndarray, kind: str, snr_db: float, talk: list[np.ndarray],
                      rng: np.random.Generator) -> np.ndarray:
-    """``x`` with a continuous ``kind`` background (``train_sounds.music_or_talk``) ``snr_db`` below
-    its active level, through a random microphone response."""
+    """``x`` with a continuous ``kind`` background (one of ``BACKGROUNDS``: ``band_music.band``,
+    or ``train_sounds.music_or_talk``) ``snr_db`` below its active level, through a random
+    microphone response."""
+    from scripts.band_music import band
     from scripts.train_sounds import music_or_talk, random_eq
     from scripts.train_voice import add_at_snr
 
-    return random_eq(add_at_snr(x, music_or_talk(kind, len(x), talk, rng), snr_db), rng)
+    bed = band(len(x), rng) if kind == "band" else music_or_talk(kind, len(x), talk, rng)
+    return random_eq(add_at_snr(x, bed, snr_db), rng)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -101,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
                    config_help="TOML config (its [alarm], [vocal_distress], [voice] and [fusion] apply)")
     p.add_argument("--per-speaker", action="store_true",
                    help="the speech streams only, each played once per validation actor")
-    p.add_argument("--background", choices=("music", "talk"),
+    p.add_argument("--background", choices=BACKGROUNDS,
                    help="a continuous background under every stream (a television, people talking)")
     p.add_argument("--snr", type=float, default=10.0, help="with --background: its level, dB below the stream's")
     args = p.parse_args(argv)

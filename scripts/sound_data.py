@@ -152,6 +152,82 @@ def _clicks(n: int, rng: np.random.Generator) -> np.ndarray:
     return out
 
 
+# a singer's vowels (F1, F2, F3 Hz), French and English (the checks' band music has its own)
+SUNG_VOWELS = ((800, 1300, 2500), (270, 2250, 2900), (250, 1750, 2150), (360, 1650, 2300), (450, 900, 2400),
+               (550, 1750, 2500), (300, 750, 2350), (650, 1100, 2600))
+
+
+def _saw_voice(f0: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """A band-limited sawtooth following the pitch track ``f0`` (Hz per sample), with jitter."""
+    f0 = f0 * (1 + 0.004 * rng.standard_normal(len(f0)).cumsum() / np.sqrt(np.arange(1, len(f0) + 1)))
+    phase = 2 * np.pi * np.cumsum(f0) / SR
+    top = int(min(30, SR / 2 / max(float(f0.max()), 1.0)))
+    return sum(np.sin(k * phase) / k for k in range(1, max(2, top))).astype(np.float32)
+
+
+def _formants(x: np.ndarray, vowel: tuple[int, int, int], rng: np.random.Generator) -> np.ndarray:
+    from scipy.signal import butter, sosfilt
+
+    out = np.zeros(len(x), np.float32)
+    for k, f in enumerate(vowel):
+        f = f * rng.uniform(0.9, 1.1)
+        bw = rng.uniform(70, 160) * (1 + k)
+        sos = butter(2, [max(50.0, f - bw / 2), min(SR / 2 - 100, f + bw / 2)], btype="bandpass", fs=SR, output="sos")
+        out += sosfilt(sos, x).astype(np.float32) * (0.6 ** k)
+    return out
+
+
+def song(n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` samples of a song from a radio or television, unit RMS, for the ``background`` class
+    (``train_sounds.py --songs``): a singer (a sawtooth voice through vowel formants, gliding from
+    note to note with vibrato, consonant hiss between some notes) over piano-like chords, a bass and
+    a shaker, or the band alone (30 %). A song is not a cry, however long its vowels."""
+    t = np.arange(n) / SR
+    beat = int(SR * 60 / rng.uniform(60, 150))
+    key = rng.uniform(110, 220)
+    scale = np.array(([0, 2, 4, 5, 7, 9, 11], [0, 2, 3, 5, 7, 8, 10], [0, 2, 4, 7, 9])[int(rng.integers(3))])
+    acc = np.zeros(n, np.float32)
+    for start in range(0, n, 2 * beat):                       # chords: inharmonic decaying partials
+        m = min(n - start, 2 * beat)
+        tm = np.arange(m) / SR
+        root = key / 2 * 2 ** (scale[int(rng.integers(len(scale)))] / 12)
+        for step in (0, 4, 7):
+            f = root * 2 ** (step / 12)
+            for h in range(1, 6):
+                fh = f * h * np.sqrt(1 + 0.0004 * h * h)
+                if fh < SR / 2:
+                    acc[start:start + m] += np.sin(2 * np.pi * fh * tm) * np.exp(-tm * (1.5 + h)) / h
+        acc[start:start + m] += 0.8 * np.abs((tm * root / 2) % 1 - 0.5) * np.exp(-tm * 2)      # bass
+    shaker = _colored_noise(n, rng, 0.0) * (np.exp(-((t * SR) % (beat / 2)) / (0.02 * SR)))
+    acc = acc / (np.sqrt(np.mean(acc ** 2)) + 1e-9) + 0.15 * shaker
+    if rng.random() < 0.3:
+        return (acc / (np.sqrt(np.mean(acc ** 2)) + 1e-9)).astype(np.float32)
+    f0 = np.zeros(n)
+    vocal = np.zeros(n, np.float32)
+    pos, prev = 0, key * 2
+    while pos < n:
+        m = min(n - pos, int(beat * rng.choice([0.5, 1, 1, 2, 3])))
+        note = key * 2 ** ((12 + scale[int(rng.integers(len(scale)))]) / 12)
+        glide = np.minimum(1, np.arange(m) / (SR * rng.uniform(0.02, 0.08)))
+        f0[pos:pos + m] = (prev + (note - prev) * glide) * (1 + rng.uniform(0.005, 0.03)
+                                                           * np.sin(2 * np.pi * rng.uniform(4.5, 7) * np.arange(m) / SR))
+        prev = note
+        pos += m
+    voice = _saw_voice(f0, rng)
+    pos = 0
+    while pos < n:                                            # one vowel a syllable, hiss between some
+        m = min(n - pos, int(beat * rng.choice([0.5, 1, 2])))
+        env = np.minimum(1, np.arange(m) / (0.03 * SR)) * np.minimum(1, (m - np.arange(m)) / (0.05 * SR))
+        vocal[pos:pos + m] = _formants(voice[pos:pos + m], SUNG_VOWELS[int(rng.integers(len(SUNG_VOWELS)))], rng) * env
+        if rng.random() < 0.4:
+            k = min(m, int(rng.uniform(0.03, 0.08) * SR))
+            vocal[pos:pos + k] += 0.3 * np.diff(rng.standard_normal(k + 1)).astype(np.float32)
+        pos += m
+    vocal = vocal / (np.sqrt(np.mean(vocal ** 2)) + 1e-9)
+    x = vocal * rng.uniform(1.0, 2.5) + acc / (np.sqrt(np.mean(acc ** 2)) + 1e-9)
+    return (x / (np.sqrt(np.mean(x ** 2)) + 1e-9)).astype(np.float32)
+
+
 BACKGROUND_KINDS = ("silence", "white", "pink", "brown", "hum", "music", "beeps", "clicks", "fan")
 
 

@@ -57,6 +57,7 @@ from scripts.sound_data import (  # noqa: E402
     index_clips,
     is_val,
     load_audio,
+    song,
     synth_background,
 )
 from scripts.train_voice import add_at_snr, babble, reverb, spec_augment, speed  # noqa: E402
@@ -118,6 +119,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="share of training windows over a continuous room bed (music-like sound, several room "
                         "sounds at once, or four to six people talking; see room_bed); the same share of "
                         "background windows is such a bed alone")
+    p.add_argument("--songs", type=float, default=0.0,
+                   help="share of background windows that are a song (sound_data.song: a singer over a band), "
+                        "and of other windows laid over one 8-25 dB below")
     p.add_argument("--pleasant-share", type=float, default=1.0,
                    help="sampling share of each pleasant EmoGator category within other_vocal (a Deeply class is 1)")
     p.add_argument("--stages", default="1,2,3,4",
@@ -274,10 +278,10 @@ def room_bed(n: int, rng: np.random.Generator, speech_pool: list[np.ndarray]) ->
 
 
 def render(x: np.ndarray, kind: str, speech_pool: list[np.ndarray], rng: np.random.Generator,
-           eq: float = 0.0, beds: float = 0.0) -> np.ndarray:
+           eq: float = 0.0, beds: float = 0.0, songs: float = 0.0) -> np.ndarray:
     """One augmented 1 s rendering of a training clip (``eq``: share given a random microphone
     response; ``beds``: share laid over a ``room_bed``, 0-20 dB below the sound, 5-20 dB below
-    speech)."""
+    speech; ``songs``: share laid over a ``sound_data.song`` 8-25 dB below)."""
     x = speed(x, 1.0 + float(rng.uniform(-0.12, 0.12)))
     x = window_around_peak(x, rng)
     if rng.random() < 0.3:
@@ -290,6 +294,8 @@ def render(x: np.ndarray, kind: str, speech_pool: list[np.ndarray], rng: np.rand
         x = add_at_snr(x, babble(pool, len(x), rng), rng.uniform(8, 25))
     if beds > 0 and rng.random() < beds:
         x = add_at_snr(x, room_bed(len(x), rng, speech_pool), rng.uniform(5.0 if kind == "speech" else 0.0, 20.0))
+    if songs > 0 and rng.random() < songs:
+        x = add_at_snr(x, song(len(x), rng), rng.uniform(8.0, 25.0))
     if rng.random() < 0.2:
         x = colour(x, rng)
     if rng.random() < eq:
@@ -328,7 +334,8 @@ def group_weights(clips: list[Clip], pleasant_share: float = 1.0) -> dict[str, n
 
 def epoch_bank(clips: list[Clip], audio: list[np.ndarray], weights: dict[str, np.ndarray], epoch: int,
                seed: int, per_class: int, other_factor: float = 1.0,
-               moan_factor: float = 1.0, eq: float = 0.0, beds: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+               moan_factor: float = 1.0, eq: float = 0.0, beds: float = 0.0,
+               songs: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng([seed, epoch])
     speech_pool = [audio[i] for i, c in enumerate(clips) if c.kind == "speech"]
     feats, labels = [], []
@@ -337,6 +344,8 @@ def epoch_bank(clips: list[Clip], audio: list[np.ndarray], weights: dict[str, np
             for _ in range(per_class):
                 x = (room_bed(SOUND_WINDOW_SAMPLES, rng, speech_pool) if beds > 0 and rng.random() < beds
                      else synth_background(SOUND_WINDOW_SAMPLES, rng))
+                if songs > 0 and rng.random() < songs:
+                    x = song(SOUND_WINDOW_SAMPLES, rng) * np.float32(10 ** (rng.uniform(-45, -12) / 20))
                 if rng.random() < 0.3:
                     x = reverb(x, rng)
                 if rng.random() < eq:
@@ -347,7 +356,7 @@ def epoch_bank(clips: list[Clip], audio: list[np.ndarray], weights: dict[str, np
         w = weights[kind]
         n = int(round(per_class * {"other_vocal": other_factor, "moan": moan_factor}.get(kind, 1.0)))
         for i in rng.choice(len(clips), size=n, p=w / w.sum()):
-            feats.append(spec_augment(sound_features(render(audio[i], kind, speech_pool, rng, eq, beds)), rng))
+            feats.append(spec_augment(sound_features(render(audio[i], kind, speech_pool, rng, eq, beds, songs)), rng))
             labels.append(k)
     order = rng.permutation(len(feats))
     return np.stack(feats)[order], np.asarray(labels, np.int64)[order]
@@ -453,7 +462,7 @@ def main(argv: list[str] | None = None) -> int:
         start = time.time()
         bank_x, bank_y = epoch_bank(train, train_audio, weights, epoch, args.seed,
                                     args.per_class if not args.limit else min(args.per_class, 64), args.other_factor,
-                                    args.moan_factor, args.eq, args.beds)
+                                    args.moan_factor, args.eq, args.beds, args.songs)
         t_bank = time.time() - start
         model.optimizer.learning_rate.assign(lr_at(epoch, args.epochs, args.lr))
         n = len(bank_x) if not args.steps else min(len(bank_x), args.steps * args.batch)
@@ -506,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
     metrics = {"classes": list(SOUND_CLASSES), "parameters": int(final.count_params()), "selected": selected,
                "epochs": state["epoch"], "best_epoch": state.get("best_epoch"), "seed": args.seed,
                "width": args.width, "stages": list(stages), "per_class": args.per_class,
-               "other_factor": args.other_factor, "moan_factor": args.moan_factor, "eq": args.eq, "beds": args.beds, "pleasant_share": args.pleasant_share,
+               "other_factor": args.other_factor, "moan_factor": args.moan_factor, "eq": args.eq, "beds": args.beds, "songs": args.songs, "pleasant_share": args.pleasant_share,
                "feature_shape": list(SOUND_FEATURE_SHAPE), "sample_rate": SR,
                "train_clips": len(train), "val_clips": len(val),
                "val_speakers": sorted({c.speaker for c in val}), "keras_validation": best_rep,

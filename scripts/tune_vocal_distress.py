@@ -10,7 +10,7 @@ at all. The last line is one JSON object with the grid, sorted best first: no fa
 distress streams in time, then the quickest worst case.
 
     python scripts/tune_vocal_distress.py [--data ../shared/data] [--shuffles 4] [--seconds 60] [--sound-model PATH]
-                                          [--background music talk [--snr 10]]
+                                          [--background music band talk [--snr 10]]
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.config import Config, VocalDistressConfig  # noqa: E402
 from edge.vocal_distress import VocalDistressTracker  # noqa: E402
-from scripts.bench_sounds import STREAMS, build_stream, under_background  # noqa: E402
+from scripts.bench_sounds import BACKGROUNDS, STREAMS, build_stream, under_background  # noqa: E402
 from scripts.sound_data import index_clips, is_val, load_audio  # noqa: E402
 from scripts.training import DEFAULT_DATA  # noqa: E402
 
@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=60.0)
     p.add_argument("--top", type=int, default=12, help="candidates printed")
     p.add_argument("--sound-model", type=Path, help="sound-event .tflite to judge (default: the shipped one)")
-    p.add_argument("--background", nargs="+", choices=("music", "talk"), default=[],
+    p.add_argument("--background", nargs="+", choices=BACKGROUNDS, default=[],
                    help="also judge every stream over this steady background (clean streams always count)")
     p.add_argument("--snr", type=float, default=10.0, help="with --background: its level, dB below the stream's")
     args = p.parse_args(argv)

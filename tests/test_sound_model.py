@@ -75,7 +75,7 @@ def test_training_smoke(tmp_path: Path) -> None:
     out = tmp_path / "run"
     assert load_script("train_sounds").main(["--data", str(DATA), "--out", str(out), "--limit", "120",
                                              "--epochs", "1", "--steps", "2", "--threads", "1", "--quiet",
-                                             "--no-espeak", "--eq", "0.5", "--beds", "0.5"]) == 0
+                                             "--no-espeak", "--eq", "0.5", "--beds", "0.5", "--songs", "0.5"]) == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["classes"] == ["speech", "scream", "cry", "moan", "other_vocal", "background"]
     assert {"auc_deeply_speech", "auc_emogator", "clip_accuracy"} <= set(metrics["int8"])
@@ -119,6 +119,43 @@ def test_room_bed_is_a_steady_background_and_never_silent() -> None:
         assert bed.dtype == np.float32 and bed.shape == (16000,) and np.isfinite(bed).all()
         quarters = np.sqrt(np.mean(np.square(bed.reshape(4, -1)), axis=1))
         assert quarters.min() > 0.05 * quarters.max() > 0      # steady under the window, not a burst
+
+
+def test_training_songs_are_seeded_unit_level_and_sung_most_of_the_time() -> None:
+    """``train_sounds.py --songs``: a singer over a band (or the band alone), the same for a seed."""
+    pytest.importorskip("scipy")
+    import numpy as np
+
+    song = load_script("sound_data").song
+    songs = [song(16000, np.random.default_rng(k)) for k in range(20)]
+    np.testing.assert_array_equal(songs[4], song(16000, np.random.default_rng(4)))
+    assert all(x.dtype == np.float32 and x.shape == (16000,) and abs(np.sqrt(np.mean(x * x)) - 1) < 1e-3
+               for x in songs)
+
+    def voiced_share(x: np.ndarray) -> float:     # power in 200-1000 Hz (a singer's F0 and F1 region)
+        power = np.abs(np.fft.rfft(x)) ** 2
+        f = np.fft.rfftfreq(len(x), 1 / 16000)
+        return float(power[(f > 200) & (f < 1000)].sum() / power.sum())
+
+    shares = sorted(voiced_share(x) for x in songs)
+    assert shares[-1] > 0.3 and shares[-1] - shares[0] > 0.1      # sung and band-only songs differ
+
+
+def test_band_music_is_seeded_steady_and_never_heard_in_training() -> None:
+    """``bench_sounds.py --background band``: another generator than the training backgrounds'
+    music, under the whole stream, with a beat; no training script may import it."""
+    pytest.importorskip("scipy")
+    import numpy as np
+
+    band = load_script("band_music").band
+    x = band(4 * 16000, np.random.default_rng(2))
+    np.testing.assert_array_equal(x, band(4 * 16000, np.random.default_rng(2)))
+    assert x.dtype == np.float32 and np.isfinite(x).all() and abs(np.sqrt(np.mean(x * x)) - 1) < 1e-3
+    frames = np.sqrt(np.mean(np.square(x.reshape(-1, 800)), axis=1))        # 50 ms levels
+    assert frames.min() > 0.02 * frames.max()                                 # never silent
+    assert frames.max() > 3 * np.median(frames)                               # drums: a beat stands out
+    for script in ("train_sounds", "train_voice", "sound_data", "training"):
+        assert "band_music" not in (REPO / "scripts" / f"{script}.py").read_text()
 
 
 def test_ensemble_refuses_a_model_that_is_not_a_sound_model() -> None:
