@@ -81,6 +81,7 @@ class FaceConfig:
     select: str = opt("largest", "Which face is the patient.", choices=["largest", "central", "all"])
     min_detection_score: float = opt(0.6, "Detector score needed to accept a face.", min=0.05, max=0.99)
     margin: float = opt(0.15, "Crop margin around the detected box, as a fraction of its size.", min=0.0, max=1.0)
+    detect_every: int = opt(3, "Run the face detector on one analysed frame in this many and reuse its faces on the frames between while they stay still (any movement detects again; 1 = every frame).", min=1, max=30)
 
 
 @dataclass(frozen=True)

@@ -65,12 +65,21 @@ class FaceStage:
     ``align`` (default) detects with ``RollSearch`` (quarter turns of the frame for faces on their
     side, the orientation remembered from frame to frame) and crops with ``align_face``
     (``edge.inference.face_align``); ``align=False`` is the unaligned path: one detector call and
-    ``crop_face``. ``reset()`` forgets the stream (evaluation judges each frame on its own)."""
+    ``crop_face``. ``reset()`` forgets the stream (evaluation judges each frame on its own).
+
+    ``detect_every`` > 1 runs the detector on one frame in that many and reuses its faces on the
+    frames between, as long as each face's part of the frame stays still (``_Still``: its small grey
+    thumbnail within ``STILL_GREY_LEVELS`` of the one at detection time); any movement, a new frame
+    size or a frame without a face detects again at once. The detector is most of the stage's cost,
+    and a patient in bed mostly lies still."""
 
     def __init__(self, detector: Detector, classifier: Classifier, *, select: str = "largest",
                  margin: float = 0.15, distress_weights: dict[str, float] | None = None,
                  select_faces: Callable[..., list[Any]] | None = None,
-                 crop_face: Callable[..., np.ndarray] | None = None, align: bool = True):
+                 crop_face: Callable[..., np.ndarray] | None = None, align: bool = True,
+                 detect_every: int = 1):
+        if detect_every < 1:
+            raise ValueError(f"detect_every must be at least 1, not {detect_every}")
         if select_faces is None or crop_face is None:
             from edge.inference import detector as det_mod
             from edge.inference import face_align
@@ -93,17 +102,30 @@ class FaceStage:
         self.distress_weights = distress_weights or {}
         self._select_faces = select_faces
         self._crop_face = crop_face
+        self.detect_every = detect_every
+        self._still: _Still | None = None    # the faces of the last detection, while they stay still
         self.timings = Timings()
+        self.detector_calls = 0      # frames on which the detector ran (the others reused its faces)
 
     def reset(self) -> None:
-        """Forget what earlier frames taught (the remembered face orientation)."""
+        """Forget what earlier frames taught (the remembered face orientation, the faces to reuse)."""
         if self.roll_search is not None:
             self.roll_search.reset()
+        self._still = None
+
+    def _faces(self, image: np.ndarray) -> tuple[list[Any], bool]:
+        """The detections for this frame, and whether they were reused from an earlier frame."""
+        if self._still is not None and self._still.holds(image):
+            return self._still.dets, True
+        dets = self._detect(image)
+        self.detector_calls += 1
+        self._still = _Still(image, dets, self.detect_every - 1) if self.detect_every > 1 and dets else None
+        return dets, False
 
     def process(self, frame: Frame) -> tuple[ModalityReading | None, dict[str, Any]]:
         """One frame -> (reading, detail); reading is None when no face is in view."""
         start = time.perf_counter()
-        dets = self._detect(frame.image)
+        dets, reused = self._faces(frame.image)
         chosen = self._select_faces(dets, frame.image.shape, self.select)
         scored = []
         for det in chosen:
@@ -115,7 +137,7 @@ class FaceStage:
             scored.append((distress_score(probs, self.distress_weights), det, probs))
         ms = (time.perf_counter() - start) * 1000.0
         self.timings.add(ms)
-        detail: dict[str, Any] = {"faces": len(dets), "latency_ms": round(ms, 2)}
+        detail: dict[str, Any] = {"faces": len(dets), "latency_ms": round(ms, 2), "reused": reused}
         if not scored:
             return None, detail
         _, det, probs = max(scored, key=lambda s: s[0]) if self.select == "all" else scored[0]
@@ -127,6 +149,42 @@ class FaceStage:
         probs = probs / max(float(probs.sum()), 1e-9)
         reading = ModalityReading("face", frame.t, tuple(float(p) for p in probs), float(probs.max()), detail)
         return reading, detail
+
+
+STILL_GREY_LEVELS = 6.0     # mean change of a face's 16x16 grey thumbnail that counts as movement
+
+
+class _Still:
+    """The faces of one detection, reusable on up to ``frames`` later frames of the same size while
+    every face's box looks the same (a 16x16 grey thumbnail within ``STILL_GREY_LEVELS``)."""
+
+    def __init__(self, image: np.ndarray, dets: list[Any], frames: int):
+        self.dets, self.frames, self.shape = dets, frames, image.shape
+        self.thumbs = [self._thumb(image, d) for d in dets]
+
+    @staticmethod
+    def _thumb(image: np.ndarray, det: Any) -> np.ndarray | None:
+        import cv2
+
+        x, y, bw, bh = _box(det)
+        h, w = image.shape[:2]
+        x0, y0, x1, y1 = max(0, x), max(0, y), min(w, x + bw), min(h, y + bh)
+        if x1 - x0 < 4 or y1 - y0 < 4:
+            return None
+        roi = image[y0:y1, x0:x1]
+        grey = cv2.cvtColor(roi, cv2.COLOR_BGR2GRAY) if roi.ndim == 3 else roi
+        return cv2.resize(grey, (16, 16), interpolation=cv2.INTER_AREA).astype(np.float32)
+
+    def holds(self, image: np.ndarray) -> bool:
+        """Whether this frame may reuse the faces (and count one more reuse)."""
+        if self.frames <= 0 or image.shape != self.shape:
+            return False
+        for det, ref in zip(self.dets, self.thumbs, strict=True):
+            now = self._thumb(image, det)
+            if ref is None or now is None or float(np.mean(np.abs(now - ref))) > STILL_GREY_LEVELS:
+                return False
+        self.frames -= 1
+        return True
 
 
 # ----------------------------------------------------------------------------------- voice stage
@@ -284,6 +342,7 @@ def load_face_stage(cfg: Config, align: bool = True, classifier: Any = None) -> 
     if classifier is None:
         classifier = FACE_EXPRESSION.load(cfg)
     stage = FaceStage(detector, classifier, select=cfg.face.select, margin=cfg.face.margin,
+                      detect_every=cfg.face.detect_every,
                       distress_weights=cfg.fusion.weights_for("face"), align=align)
     model = getattr(classifier, "model", None)
     stage.models = [detector.info()] + ([model.info()] if model is not None else [])  # type: ignore[attr-defined]

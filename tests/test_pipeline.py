@@ -77,6 +77,64 @@ def test_face_stage_waiting_room_scores_every_face() -> None:
     assert [s["label"] for s in detail["scored"]] == ["happy", "fear"]
 
 
+class CountingDetector(FakeDetector):
+    def __init__(self, dets: list[Det]):
+        super().__init__(dets)
+        self.calls = 0
+
+    def detect(self, frame: np.ndarray) -> list[Det]:
+        self.calls += 1
+        return super().detect(frame)
+
+
+def textured(shift: int = 0, seed: int = 0) -> Frame:
+    """A frame with texture under BIG's box (so a move or a change shows), shifted ``shift`` px."""
+    image = np.zeros((480, 640, 3), np.uint8)
+    image[:, :] = 90
+    rng = np.random.default_rng(seed)
+    patch = rng.integers(0, 255, (25, 25), dtype=np.uint8).repeat(8, 0).repeat(8, 1)
+    image[10 + shift:210 + shift, 10:210] = patch[:, :, None]
+    return Frame(image, 1.0, 0)
+
+
+def test_face_stage_reuses_a_still_face_and_detects_again_when_it_moves() -> None:
+    det = CountingDetector([BIG])
+    stage = FaceStage(det, CropClassifier(), detect_every=3)
+    still = textured()
+    details = [stage.process(still)[1] for _ in range(7)]
+    # detected on frames 1, 4 and 7; the two frames after each detection reuse its face
+    assert det.calls == 3 == stage.detector_calls
+    assert [d["reused"] for d in details] == [False, True, True, False, True, True, False]
+    assert all(d["faces"] == 1 and d["box"] == [10, 10, 200, 200] for d in details)
+    # movement under the face: the next frame is detected again, whatever the count
+    stage.process(textured(shift=12))
+    assert det.calls == 4
+    stage.process(textured(seed=1))           # another face in the same place
+    assert det.calls == 5
+    # a different frame size never reuses; reset() forgets the faces
+    stage.process(Frame(np.full((240, 320, 3), 90, np.uint8), 1.0, 0))
+    assert det.calls == 6
+    stage.process(still)
+    stage.reset()
+    stage.process(still)
+    assert det.calls == 8
+
+
+def test_face_stage_detects_every_frame_by_default_and_when_no_face() -> None:
+    det = CountingDetector([BIG])
+    stage = FaceStage(det, CropClassifier())
+    for _ in range(4):
+        stage.process(textured())
+    assert det.calls == 4
+    empty = CountingDetector([])
+    stage = FaceStage(empty, CropClassifier(), detect_every=5)
+    for _ in range(4):
+        stage.process(textured())
+    assert stage.detector_calls == 4         # nothing to reuse: an empty bed is searched every frame
+    with pytest.raises(ValueError, match="detect_every must be at least 1"):
+        FaceStage(det, CropClassifier(), detect_every=0)
+
+
 # -------------------------------------------------------------------------------- voice stage
 
 class EnergyVad:
