@@ -158,6 +158,25 @@ def test_band_music_is_seeded_steady_and_never_heard_in_training() -> None:
         assert "band_music" not in (REPO / "scripts" / f"{script}.py").read_text()
 
 
+def test_rule_search_replays_hops_and_tells_backgrounds_apart() -> None:
+    """``tune_vocal_distress.py``: a rule is judged by when its tracker would first raise, on the
+    half-second sound probabilities of a stream; ``--background`` streams are counted apart."""
+    import numpy as np
+
+    from edge.config import VocalDistressConfig
+
+    tune = load_script("tune_vocal_distress")
+    scream = np.array([0.1, 0.8, 0.05, 0.05, 0.0, 0.0])     # distress score 0.9
+    laugh = np.array([0.0, 0.1, 0.1, 0.0, 0.8, 0.0])
+    hops = [(0.5 * (k + 1), laugh if k < 10 else scream) for k in range(20)] + [(10.5, None)]
+    # screaming from 5.5 s; the score is the mean of two windows, so flagged from 6.0 s: 1.5 s at 7.0 s
+    assert tune.first_raise(hops, VocalDistressConfig(scream_s=1.5)) == 7.0
+    assert tune.first_raise(hops[:10], VocalDistressConfig()) is None
+    assert tune.first_raise(hops, VocalDistressConfig(flag_threshold=0.95)) is None
+    assert [tune.background_of(n) for n in ("laughing", "laughing over band", "pain bursts over talk")] == \
+        ["clean", "band", "talk"]
+
+
 def test_ensemble_refuses_a_model_that_is_not_a_sound_model() -> None:
     pytest.importorskip("ai_edge_litert")
     ensemble = load_script("ensemble_sounds")
