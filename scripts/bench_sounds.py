@@ -15,7 +15,8 @@ patient; the speech-emotion model's errors depend on the speaker), and only the 
 television or visitors in the room: music-like sound (``synth_background``, the generator the sound
 model's training backgrounds use), ``band`` music (``band_music``: instruments and singing that no
 training script hears), or three other people's calm talk (held-out RAVDESS neutral and calm
-sentences), ``--snr`` dB below the stream's active level, then through another microphone's response (``train_sounds.random_eq``); all seeded per stream.
+sentences), ``--snr`` dB below the stream's active level, then through another microphone's
+response (``train_sounds.random_eq``); all seeded per stream.
 
     python scripts/bench_sounds.py [--data ../shared/data] [--seconds 60] [--only NAME ...] [--config FILE] [--shuffles N]
                                    [--per-speaker] [--background music|band|talk [--snr DB]]

@@ -1,5 +1,6 @@
 """The sound-event data: which shared folder feeds which class, the speaker split, and synthetic
-room sound (silence, noise, hum, music-like tones, monitor beeps) for the ``background`` class.
+room sound (silence, noise, hum, music-like tones, monitor beeps) for the ``background`` class, and
+songs (``song``: a synthetic singer over a band, for ``train_sounds.py --songs``).
 
 Mapping (``../shared/data``):
 
