@@ -14,7 +14,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.signal import lfilter
 
-SR = 16000
+from scripts.sound_data import SR, unit_rms
+
 VOWELS = ((700, 1220, 2600), (300, 2300, 3000), (400, 800, 2600), (500, 1800, 2500), (350, 700, 2450))
 
 
@@ -89,4 +90,4 @@ def band(n: int, rng: np.random.Generator) -> np.ndarray:
         if sing and rng.random() < 0.7:
             out[start:start + m] += 3.0 * _sung(note, m, rng)
     out += 0.5 * _drums(n, beat, rng)
-    return (out / (np.sqrt(np.mean(np.square(out))) + 1e-9)).astype(np.float32)
+    return unit_rms(out).astype(np.float32)

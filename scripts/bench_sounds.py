@@ -91,6 +91,11 @@ def build_stream(paths: list[Path], seconds: float, rng: np.random.Generator) ->
     return (out + floor).astype(np.float32)
 
 
+def talk_pool(clips: list) -> list[np.ndarray]:
+    """The calm talk the ``talk`` background is made of: these clips' neutral and calm sentences."""
+    return [load_audio(c.path) for c in clips if c.source in ("ravdess/neutral", "ravdess/calm")]
+
+
 def under_background(x: np.ndarray, kind: str, snr_db: float, talk: list[np.ndarray],
                      rng: np.random.Generator) -> np.ndarray:
     """``x`` with a continuous ``kind`` background (one of ``BACKGROUNDS``: ``band_music.band``,
@@ -121,8 +126,7 @@ def main(argv: list[str] | None = None) -> int:
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    talk = ([load_audio(c.path) for c in clips if c.source in ("ravdess/neutral", "ravdess/calm")]
-            if args.background == "talk" else [])
+    talk = talk_pool(clips) if args.background == "talk" else []
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for index, (name, sources, should_alarm) in enumerate(STREAMS):

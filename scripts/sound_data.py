@@ -106,6 +106,11 @@ def _colored_noise(n: int, rng: np.random.Generator, exponent: float) -> np.ndar
     return (x / (np.std(x) + 1e-12)).astype(np.float32)
 
 
+def unit_rms(x: np.ndarray) -> np.ndarray:
+    """``x`` scaled to an RMS of 1 (silence stays silent)."""
+    return x / (np.sqrt(np.mean(np.square(x))) + 1e-9)
+
+
 def _tone(freq: float, n: int, harmonics: int = 6, decay: float = 0.6) -> np.ndarray:
     t = np.arange(n) / SR
     return sum((decay ** k) * np.sin(2 * np.pi * freq * (k + 1) * t) for k in range(harmonics)
@@ -200,9 +205,9 @@ def song(n: int, rng: np.random.Generator) -> np.ndarray:
                     acc[start:start + m] += np.sin(2 * np.pi * fh * tm) * np.exp(-tm * (1.5 + h)) / h
         acc[start:start + m] += 0.8 * np.abs((tm * root / 2) % 1 - 0.5) * np.exp(-tm * 2)      # bass
     shaker = _colored_noise(n, rng, 0.0) * (np.exp(-((t * SR) % (beat / 2)) / (0.02 * SR)))
-    acc = acc / (np.sqrt(np.mean(acc ** 2)) + 1e-9) + 0.15 * shaker
+    acc = unit_rms(acc) + 0.15 * shaker
     if rng.random() < 0.3:
-        return (acc / (np.sqrt(np.mean(acc ** 2)) + 1e-9)).astype(np.float32)
+        return unit_rms(acc).astype(np.float32)
     f0 = np.zeros(n)
     vocal = np.zeros(n, np.float32)
     pos, prev = 0, key * 2
@@ -224,9 +229,8 @@ def song(n: int, rng: np.random.Generator) -> np.ndarray:
             k = min(m, int(rng.uniform(0.03, 0.08) * SR))
             vocal[pos:pos + k] += 0.3 * np.diff(rng.standard_normal(k + 1)).astype(np.float32)
         pos += m
-    vocal = vocal / (np.sqrt(np.mean(vocal ** 2)) + 1e-9)
-    x = vocal * rng.uniform(1.0, 2.5) + acc / (np.sqrt(np.mean(acc ** 2)) + 1e-9)
-    return (x / (np.sqrt(np.mean(x ** 2)) + 1e-9)).astype(np.float32)
+    x = unit_rms(vocal) * rng.uniform(1.0, 2.5) + unit_rms(acc)
+    return unit_rms(x).astype(np.float32)
 
 
 BACKGROUND_KINDS = ("silence", "white", "pink", "brown", "hum", "music", "beeps", "clicks", "fan")
@@ -251,5 +255,5 @@ def synth_background(n: int, rng: np.random.Generator, kind: str | None = None) 
     else:   # fan / air conditioning: band-limited noise with a slow wobble and a blade tone
         x = _colored_noise(n, rng, 1.5) * (1 + 0.2 * np.sin(2 * np.pi * rng.uniform(0.2, 2) * np.arange(n) / SR))
         x = x + 0.2 * _tone(rng.uniform(80, 300), n, 3)
-    x = x / (np.sqrt(np.mean(np.square(x))) + 1e-9)
+    x = unit_rms(x)
     return (x * 10 ** (rng.uniform(-60, -15) / 20)).astype(np.float32)

@@ -28,8 +28,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from edge.config import Config, VocalDistressConfig  # noqa: E402
 from edge.vocal_distress import VocalDistressTracker  # noqa: E402
-from scripts.bench_sounds import BACKGROUNDS, STREAMS, build_stream, under_background  # noqa: E402
-from scripts.sound_data import index_clips, is_val, load_audio  # noqa: E402
+from scripts.bench_sounds import BACKGROUNDS, STREAMS, build_stream, talk_pool, under_background  # noqa: E402
+from scripts.sound_data import index_clips, is_val  # noqa: E402
 from scripts.training import DEFAULT_DATA  # noqa: E402
 
 VOCAL_STREAMS = [(n, s, a) for n, s, a in STREAMS if not n.endswith("speech")]   # speech alarms via emotion
@@ -88,8 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.sound_model:
         cfg = dataclasses.replace(cfg, voice=dataclasses.replace(cfg.voice, sound_model=str(args.sound_model.resolve())))
     stage = load_voice_stage(cfg)
-    talk = ([load_audio(c.path) for c in clips if c.source in ("ravdess/neutral", "ravdess/calm")]
-            if "talk" in args.background else [])
+    talk = talk_pool(clips) if "talk" in args.background else []
     streams = []   # (name, should_alarm, hops)
     for k, (name, sources, should) in enumerate(VOCAL_STREAMS):
         paths = [c.path for c in clips if c.source in sources]
