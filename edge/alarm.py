@@ -4,9 +4,12 @@ for the time written on each event), no asyncio and no I/O.
 Conditions and priorities (IEC 60601-1-8 style):
 
 - ``distress``: raised at medium priority when the distress score stays >= ``on_threshold`` for
-  ``t_on_s``; becomes high when unacknowledged for ``t_escalate_s`` or when the score reaches
-  ``high_threshold``. The condition clears only after ``t_off_s`` below ``off_threshold``
-  (hysteresis). With ``latching`` a raised alarm stays until a person acknowledges it.
+  ``t_on_s`` (``distress_sustained``), or, with ``persist_window_s`` > 0, when its mean over the
+  last ``persist_window_s`` reaches ``persist_threshold`` (``distress_persistent``: moderate
+  distress that dips under ``on_threshold`` now and then); becomes high when unacknowledged for
+  ``t_escalate_s`` or when the score reaches ``high_threshold``. The condition clears only after
+  ``t_off_s`` below ``off_threshold`` with the mean under ``persist_threshold`` (hysteresis). With
+  ``latching`` a raised alarm stays until a person acknowledges it.
 - ``vocal_distress``: raised at medium priority when the sound stage hears sustained or repeated
   screaming, crying or moaning (``EmotionState.sounds["vocal_distress"]["present"]``, decided by
   :class:`~edge.vocal_distress.VocalDistressTracker`); the same latching, acknowledge, escalation
@@ -134,7 +137,9 @@ class AlarmMachine:
         self._score_t: float | None = None
         self._above_since: float | None = None
         self._below_since: float | None = None
+        self._history: deque[tuple[float, float]] = deque()   # (time, score) over persist_window_s
         self._present = False                 # distress condition after dwell and hysteresis
+        self._present_reason = "distress_sustained"
         self._pending: str | None = None      # why a present condition is not raised (yet)
         self._suppressed_reported = False
         self._raises: deque[float] = deque()  # raise times of distress alarms (last hour)
@@ -175,7 +180,13 @@ class AlarmMachine:
         c = self.config
         if self._score_t is None or now - self._score_t > c.stall_s:
             self._above_since = self._below_since = None   # no dwell across a gap in the data
+            self._history.clear()
         self._score, self._score_t, self._last_update = score, now, now
+        if c.persist_window_s > 0:
+            self._history.append((now, score))
+            start = now - c.persist_window_s
+            while len(self._history) > 1 and self._history[1][0] <= start:
+                self._history.popleft()   # the first kept sample holds its value at the window's start
         if score >= c.on_threshold:
             self._above_since = now if self._above_since is None else self._above_since
         else:
@@ -186,6 +197,19 @@ class AlarmMachine:
             self._below_since = None
         events = self.set_technical("stalled", False, now=now) if "stalled" in self._low else []
         return events + self._evaluate(now)
+
+    def persistent_mean(self, now: float | None = None) -> float | None:
+        """The time-weighted mean distress score over the last ``persist_window_s`` (each score
+        holds until the next); None while the rule is off or the scores do not yet cover the window."""
+        window = self.config.persist_window_s
+        now = self._now(now)
+        if window <= 0 or not self._history or self._history[0][0] > now - window:
+            return None
+        start, area = now - window, 0.0
+        points = list(self._history)
+        for (t, score), (t_next, _) in zip(points, points[1:] + [(now, 0.0)], strict=True):
+            area += score * max(0.0, min(t_next, now) - max(t, start))
+        return area / window
 
     def tick(self, now: float | None = None, expect_states: bool = True) -> list[AlarmEvent]:
         """Advance timers: dwell, hysteresis, escalation, end of silence, stall, no patient.
@@ -454,9 +478,14 @@ class AlarmMachine:
         events: list[AlarmEvent] = []
         fresh = self._score_t is not None and now - self._score_t <= c.stall_s
         if fresh:   # a stale score neither raises nor clears: "stalled" covers that case
+            mean = self.persistent_mean(now)
+            persistent = mean is not None and mean >= c.persist_threshold
             if not self._present and self._above_since is not None and now - self._above_since >= c.t_on_s:
-                self._present = True
-            elif self._present and self._below_since is not None and now - self._below_since >= c.t_off_s:
+                self._present, self._present_reason = True, "distress_sustained"
+            elif not self._present and persistent:
+                self._present, self._present_reason = True, "distress_persistent"
+            elif (self._present and not persistent and self._below_since is not None
+                  and now - self._below_since >= c.t_off_s):
                 self._present = False
         alarm = self._distress
         if self._present:
@@ -509,8 +538,13 @@ class AlarmMachine:
             return events
         score = self._score if self._score is not None else 0.0
         priority = "high" if score >= c.high_threshold else "medium"
-        detail = {"reason": "distress_sustained", "t_on_s": c.t_on_s,
-                  "above_s": round(now - self._above_since, 1) if self._above_since is not None else None}
+        if self._present_reason == "distress_persistent":
+            mean = self.persistent_mean(now)
+            detail: dict[str, Any] = {"reason": "distress_persistent", "persist_window_s": c.persist_window_s,
+                                      "mean": None if mean is None else round(mean, 3)}
+        else:
+            detail = {"reason": "distress_sustained", "t_on_s": c.t_on_s,
+                      "above_s": round(now - self._above_since, 1) if self._above_since is not None else None}
         if self._pending:
             detail["delayed_by"] = self._pending
         self._distress, event = self._new_alarm(DISTRESS, priority, "raised", now, detail)

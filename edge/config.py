@@ -138,6 +138,8 @@ class AlarmConfig:
     high_threshold: float = opt(0.85, "Distress score that raises high priority at once.", min=0.0, max=1.0)
     t_on_s: float = opt(6.0, "Seconds the score must stay above on_threshold to raise an alarm.", min=0.0, max=600.0)
     t_off_s: float = opt(10.0, "Seconds below off_threshold before the condition clears.", min=0.0, max=3600.0)
+    persist_window_s: float = opt(0.0, "A second, more sensitive rule (0 = off; 12 = the tested setting, README 'How alarms behave'): seconds over which the mean distress score is taken.", min=0.0, max=600.0)
+    persist_threshold: float = opt(0.5, "Mean distress score over persist_window_s that also raises the alarm: distress that stays moderate and dips under on_threshold now and then (a sad face); it also alarms on a score that hovers around on_threshold.", min=0.0, max=1.0)
     t_escalate_s: float = opt(120.0, "Unacknowledged medium alarm becomes high after this.", min=1.0, max=3600.0)
     latching: bool = opt(True, "A raised alarm stays until a person acknowledges it.")
     ack_silence_s: float = opt(120.0, "Audio pause after an acknowledge.", min=5.0, max=3600.0)

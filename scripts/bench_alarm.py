@@ -195,7 +195,8 @@ def main(argv: list[str] | None = None) -> int:
         "resounds": sustained["resounds"],
         "false_alarm_hours": hours,
         "false_alarms": {k: v["false_alarms"] for k, v in false.items()},
-        "config": {k: getattr(cfg.alarm, k) for k in ("on_threshold", "off_threshold", "t_on_s", "t_off_s", "latching")},
+        "config": {k: getattr(cfg.alarm, k) for k in ("on_threshold", "off_threshold", "t_on_s", "t_off_s",
+                                                    "persist_window_s", "persist_threshold", "latching")},
         "smoothing_s": smoothing,
         "seed": args.seed,
     }

@@ -108,8 +108,9 @@ def main(argv: list[str] | None = None) -> int:
                     shown = write_video(faces[name], video, args.seconds, roll, rng)
                     label = f"{name:9s} roll {roll:4.0f}" + (f" #{shuffle + 1}" if args.shuffles > 1 else "")
                     rows.append(run_stream(base, Path(tmp), name, label, should_alarm,
-                                           video=video, roll=roll, faces=shown, shuffle=shuffle + 1))
-    print(summary(rows, args.seconds, args.seed))
+                                           video=video, roll=roll, faces=shown, shuffle=shuffle + 1,
+                                           trace=args.trace is not None))
+    print(summary(rows, args.seconds, args.seed, args.trace))
     return 0
 
 

@@ -155,8 +155,9 @@ def main(argv: list[str] | None = None) -> int:
                     label = (f"{name:18s}" + (f" {speaker}" if speaker else "")
                              + (f" #{shuffle + 1}" if args.shuffles > 1 else ""))
                     rows.append(run_stream(base, Path(tmp), name, label, should_alarm, audio=wav,
-                                           clips=len(paths), shuffle=shuffle + 1, **extra))
-    print(summary(rows, args.seconds, args.seed))
+                                           clips=len(paths), shuffle=shuffle + 1,
+                                           trace=args.trace is not None, **extra))
+    print(summary(rows, args.seconds, args.seed, args.trace))
     return 0
 
 

@@ -20,9 +20,10 @@ PRIORITIES = ["low", "medium", "high"]
 
 
 async def play(base: config_mod.Config, state_dir: Path, *, video: Path | None = None,
-               audio: Path | None = None) -> list[dict[str, Any]]:
+               audio: Path | None = None, trace: list[list[float]] | None = None) -> list[dict[str, Any]]:
     """Run the service on ``video`` (camera only) or ``audio`` (microphone only); every alarm event
-    with the media second it happened at."""
+    with the media second it happened at. ``trace``, when given, gets ``[second, distress score]``
+    of every fused state (what the alarm logic saw: ``scripts/tune_distress_rule.py`` replays it)."""
     from edge.service import Service
 
     camera = (dataclasses.replace(base.camera, backend="file", file=str(video), realtime=False, loop=False)
@@ -48,11 +49,23 @@ async def play(base: config_mod.Config, state_dir: Path, *, video: Path | None =
             seen.append({"t": round(svc.hub.clock(), 1), "kind": event.kind, "condition": event.condition,
                          "priority": event.priority})
 
-    task = asyncio.create_task(collect())
+    async def record(states: Any) -> None:
+        assert trace is not None
+        async for state in states:
+            trace.append([round(svc.hub.clock(), 3), round(state.distress, 4)])
+
+    states = svc.hub.states.subscribe(maxsize=1 << 20, name="trace") if trace is not None else None
+    tasks = [asyncio.create_task(collect())] + ([asyncio.create_task(record(states))] if states else [])
     await svc.run()
     await asyncio.sleep(0)
-    task.cancel()
+    for task in tasks:
+        task.cancel()
     sub.close()
+    if states is not None:
+        while states.pending():   # states published after the recorder's last turn
+            state = states.get_nowait()
+            trace.append([round(svc.hub.clock(), 3), round(state.distress, 4)])
+        states.close()
     return seen
 
 
@@ -78,20 +91,29 @@ def describe(row: dict[str, Any]) -> str:
 
 
 def run_stream(base: config_mod.Config, work: Path, name: str, label: str, should_alarm: bool, *,
-               video: Path | None = None, audio: Path | None = None, **extra: Any) -> dict[str, Any]:
-    """Play one stream in a fresh state folder under ``work``; print its line; return its row."""
+               video: Path | None = None, audio: Path | None = None, trace: bool = False,
+               **extra: Any) -> dict[str, Any]:
+    """Play one stream in a fresh state folder under ``work``; print its line; return its row (with
+    ``trace``: the distress score of every fused state under the row's ``trace``)."""
     media = video or audio
     assert media is not None
     state = work / f"state-{media.stem}"
     state.mkdir()
-    events = asyncio.run(play(base, state, video=video, audio=audio))
+    scores: list[list[float]] | None = [] if trace else None
+    events = asyncio.run(play(base, state, video=video, audio=audio, trace=scores))
     row = result_row(name, events, should_alarm, **extra)
+    if scores is not None:
+        row["trace"], row["raised"] = scores, [e for e in events if e["kind"] == "raised"]
     print(f"{label} {describe(row)}", flush=True)
     return row
 
 
-def summary(rows: list[dict[str, Any]], seconds: float, seed: int) -> str:
-    """The last line of a scenario benchmark: one JSON object."""
+def summary(rows: list[dict[str, Any]], seconds: float, seed: int, trace: Path | None = None) -> str:
+    """The last line of a scenario benchmark: one JSON object. With ``trace``, the rows with their
+    score traces are written there as JSON (and left out of the line)."""
+    if trace is not None:
+        trace.write_text(json.dumps({"streams": rows, "seconds": seconds, "seed": seed}))
+    rows = [{k: v for k, v in r.items() if k not in ("trace", "raised")} for r in rows]
     return json.dumps({"streams": rows, "ok": sum(r["ok"] for r in rows), "n": len(rows),
                        "seconds": seconds, "seed": seed})
 
@@ -106,6 +128,8 @@ def arg_parser(doc: str, *, seed: int, only_help: str, config_help: str) -> argp
     p.add_argument("--config", help=config_help)
     p.add_argument("--shuffles", type=int, default=1,
                    help="streams of each kind, each a different shuffle of its clips or faces (the first is the default run's)")
+    p.add_argument("--trace", type=Path,
+                   help="write every stream's distress score over time to this JSON file (for scripts/tune_distress_rule.py)")
     return p
 
 

@@ -105,11 +105,20 @@ def test_tick_raises_with_a_held_fresh_score():
 
 
 @pytest.mark.parametrize("spike_s", [0.5, 2.0, 5.5])
-def test_spikes_shorter_than_t_on_never_raise(spike_s: float):
-    r = Rig()
+def test_spikes_shorter_than_t_on_never_raise_the_dwell_rule(spike_s: float):
+    r = Rig(persist_window_s=0.0)
     for _ in range(50):
         r.feed(0.95, spike_s)
         r.feed(0.2, 3.0)
+    assert r.events == []
+
+
+@pytest.mark.parametrize("spike_s", [0.5, 2.0, 3.0])
+def test_brief_spikes_every_20_s_never_raise_the_persistent_rule(spike_s: float):
+    r = Rig(persist_window_s=12.0, persist_threshold=0.5)
+    for _ in range(50):
+        r.feed(0.95, spike_s)
+        r.feed(0.2, 20.0 - spike_s)
     assert r.events == []
 
 
@@ -143,6 +152,61 @@ def test_non_finite_scores_are_ignored():
     r = Rig()
     assert r.feed(math.nan, 10) == []
     assert r.m.snapshot()["distress"] is None
+
+
+def test_the_persistent_rule_is_off_by_default_and_flicker_never_raises():
+    r = Rig()
+    assert r.m.persistent_mean() is None
+    for _ in range(40):                     # 4 s at 0.6, 2 s at 0.4: mean 0.53, never 6 s above on
+        r.feed(0.6, 4.0)
+        r.feed(0.4, 2.0)
+    assert r.events == []
+
+
+def test_persistent_rule_raises_on_moderate_distress_that_dips_under_on_threshold():
+    r = Rig(persist_window_s=20.0, persist_threshold=0.45)
+    for _ in range(4):                      # 3 s at 0.6, 2 s at 0.3: time-weighted mean 0.48
+        r.feed(0.6, 3.0)
+        r.feed(0.3, 2.0)
+    assert r.events == []                   # 20 s of scores, from 0.5 s: not yet the whole window
+    got = r.feed(0.6, 0.5)
+    assert kinds(got) == [("raised", "distress", "medium")]
+    assert got[0].detail["reason"] == "distress_persistent"
+    assert got[0].detail["persist_window_s"] == 20.0 and got[0].detail["mean"] >= 0.45
+
+
+def test_persistent_mean_is_time_weighted_and_needs_the_whole_window():
+    r = Rig(persist_window_s=10.0)
+    r.feed(0.2, 6.0, dt=2.0)                # samples at 2, 4, 6 s
+    assert r.m.persistent_mean() is None    # the first sample (2 s) is not 10 s old yet
+    r.feed(0.8, 8.0, dt=4.0)                # samples at 10 s and 14 s
+    # window [4, 14]: 0.2 from 4 to 10 s, 0.8 from 10 to 14 s
+    assert r.m.persistent_mean() == pytest.approx((0.2 * 6 + 0.8 * 4) / 10)
+    assert r.m.persistent_mean(r.clock.t + 3.0) == pytest.approx((0.2 * 3 + 0.8 * 7) / 10)
+
+
+def test_persistent_rule_stays_quiet_under_its_threshold_and_after_a_gap():
+    r = Rig(persist_window_s=20.0, persist_threshold=0.45)
+    for _ in range(30):                     # mean 0.4
+        r.feed(0.5, 3.0)
+        r.feed(0.25, 1.0)
+    assert r.events == []
+    r = Rig(persist_window_s=20.0, persist_threshold=0.45)
+    r.feed(0.5, 15.0)
+    r.tick(30.0)                            # no state for 30 s: the window starts again
+    got = r.feed(0.5, 19.5)
+    assert [e for e in got if e.condition == "distress"] == []
+    assert r.m.persistent_mean() is None
+
+
+def test_persistent_condition_clears_only_once_the_mean_falls():
+    r = Rig(persist_window_s=20.0, persist_threshold=0.45, latching=False)
+    r.feed(0.8, 10.0)                       # raised by the dwell rule
+    assert kinds(r.events) == [("raised", "distress", "medium")]
+    assert r.feed(0.3, 10.5) == []          # 10 s below off, but the 20 s mean is 0.54: holds
+    got = r.feed(0.3, 5.0)                  # the mean falls under 0.45 after 15 s below off
+    assert kinds(got) == [("cleared", "distress", "medium")]
+    assert r.m.persistent_mean() < 0.45
 
 
 # ------------------------------------------------------------------------------ clearing, latching
