@@ -123,11 +123,21 @@ def test_brief_spikes_every_20_s_never_raise_the_persistent_rule(spike_s: float)
 
 
 def test_flicker_dip_below_on_threshold_restarts_the_dwell():
-    r = Rig()
+    r = Rig(persist_window_s=0.0)
     for _ in range(100):                    # 4 s above, 0.5 s just below on (still above off)
         r.feed(0.6, 4.0)
         r.feed(0.5, 0.5)
     assert r.events == []
+
+
+def test_the_default_persistent_rule_catches_what_the_dips_hide_from_the_dwell():
+    r = Rig()
+    got = []
+    for _ in range(3):                      # 4 s at 0.65, 0.5 s at 0.5: the mean stays 0.63
+        got += r.feed(0.65, 4.0)
+        got += r.feed(0.5, 0.5)
+    assert kinds(got) == [("raised", "distress", "medium")]
+    assert got[0].detail["reason"] == "distress_persistent"
 
 
 def test_high_score_at_raise_raises_high_directly_but_still_after_t_on():
@@ -154,9 +164,9 @@ def test_non_finite_scores_are_ignored():
     assert r.m.snapshot()["distress"] is None
 
 
-def test_the_persistent_rule_is_off_by_default_and_flicker_never_raises():
+def test_flicker_under_the_persistent_threshold_never_raises_with_the_default_rules():
     r = Rig()
-    assert r.m.persistent_mean() is None
+    assert r.m.persistent_mean() is None    # no scores yet
     for _ in range(40):                     # 4 s at 0.6, 2 s at 0.4: mean 0.53, never 6 s above on
         r.feed(0.6, 4.0)
         r.feed(0.4, 2.0)

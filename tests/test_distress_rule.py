@@ -53,7 +53,9 @@ def test_tune_finds_the_window_that_catches_dipping_distress_and_spares_spikes(t
     streams[3]["raised"] = [{"t": 12.0, "condition": "vocal_distress"}]   # the sound rule's own alarm stays
     path = tmp_path / "trace.json"
     path.write_text(json.dumps({"streams": streams}))
-    assert tune.main([str(path), "--windows", "0", "10", "--thresholds", "0.3:0.5:0.1"]) == 0
+    off = tmp_path / "off.toml"
+    off.write_text("[alarm]\npersist_window_s = 0\n")
+    assert tune.main([str(path), "--windows", "0", "10", "--thresholds", "0.3:0.5:0.1", "--config", str(off)]) == 0
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["configured"]["persist_window_s"] == 0.0
     assert result["configured"]["late"] == {"sad": 1} and result["configured"]["false"] == {"laugh": 1}
