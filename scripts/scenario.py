@@ -49,10 +49,13 @@ async def play(base: config_mod.Config, state_dir: Path, *, video: Path | None =
             seen.append({"t": round(svc.hub.clock(), 1), "kind": event.kind, "condition": event.condition,
                          "priority": event.priority})
 
-    async def record(states: Any) -> None:
+    def note(state: Any) -> None:
         assert trace is not None
+        trace.append([round(state.t, 3), round(state.distress, 4)])
+
+    async def record(states: Any) -> None:
         async for state in states:
-            trace.append([round(svc.hub.clock(), 3), round(state.distress, 4)])
+            note(state)
 
     states = svc.hub.states.subscribe(maxsize=1 << 20, name="trace") if trace is not None else None
     tasks = [asyncio.create_task(collect())] + ([asyncio.create_task(record(states))] if states else [])
@@ -63,8 +66,7 @@ async def play(base: config_mod.Config, state_dir: Path, *, video: Path | None =
     sub.close()
     if states is not None:
         while states.pending():   # states published after the recorder's last turn
-            state = states.get_nowait()
-            trace.append([round(svc.hub.clock(), 3), round(state.distress, 4)])
+            note(states.get_nowait())
         states.close()
     return seen
 
