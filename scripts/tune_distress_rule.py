@@ -10,8 +10,11 @@ decided by the sound stage, which this rule does not touch) counts as it did the
 by wrong streams, then by the distress streams' mean seconds to the first alarm; the table shows the
 best rules, then the configured rule. The last line is one JSON object.
 
+The replay feeds each recorded score at its state's time; the service's alarm task reads the
+same states a moment later, so where a rule sits right at its threshold the two can differ (on
+2026-12-01, one stream of 70: the service raised at 25.6 s what the replay raised at 18.1 s).
 Design on streams the reported figures do not come from (``bench_faces.py --faces val``), then
-check the chosen rule on the reported streams.
+check the chosen rule on the reported streams through the service itself.
 
     python scripts/tune_distress_rule.py TRACE.json [TRACE.json ...] [--windows 0 10 15 20 30]
         [--thresholds 0.3:0.6:0.05] [--config FILE] [--top 10]
