@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from edge.inference.face import FaceClassifier  # noqa: E402
+from scripts.cli import value_grid  # noqa: E402
 from scripts.metrics import classification_report  # noqa: E402
 from scripts.train_face import adjusted_predictions, class_prior, load_face_data  # noqa: E402
 from scripts.training import DEFAULT_DATA  # noqa: E402
@@ -45,15 +46,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("model", help="a face expression .tflite (float or int8)")
     p.add_argument("--data", default=str(DEFAULT_DATA), help="folder holding fer2013/ (default ../shared/data)")
     p.add_argument("--seed", type=int, default=1, help="the training run's seed (picks the validation slice)")
-    p.add_argument("--taus", default="-0.6:0.4:0.1", help="start:stop:step, stop included (default -0.6:0.4:0.1; write --taus=-0.4:0.4:0.1 when it starts with a minus)")
+    p.add_argument("--taus", type=value_grid, default="-0.6:0.4:0.1", help="start:stop:step, stop included (default -0.6:0.4:0.1; write --taus=-0.4:0.4:0.1 when it starts with a minus)")
     args = p.parse_args(argv)
-    try:
-        start, stop, step = (float(v) for v in args.taus.split(":"))
-    except ValueError:
-        p.error(f"--taus {args.taus!r}: expected start:stop:step, for example -0.6:0.4:0.1")
-    if step <= 0 or stop < start:
-        p.error("--taus needs start <= stop and a positive step")
-    taus = np.arange(start, stop + step / 2, step)
+    taus = np.array(args.taus)
 
     data = load_face_data(Path(args.data), args.seed)
     prior = class_prior(data["train_y"])

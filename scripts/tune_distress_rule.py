@@ -36,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from edge import config as config_mod  # noqa: E402
 from edge.alarm import DISTRESS, AlarmMachine  # noqa: E402
 from edge.config import AlarmConfig  # noqa: E402
+from scripts.cli import value_grid  # noqa: E402
 
 IN_TIME_S = 20.0
 
@@ -77,15 +78,6 @@ def score_rule(streams: list[dict[str, Any]], alarm: AlarmConfig) -> dict[str, A
             "mean_first_s": round(statistics.fmean(times), 1) if times else None}
 
 
-def frange(spec: str) -> list[float]:
-    """``a:b:step`` (b included) or one number."""
-    if ":" not in spec:
-        return [float(spec)]
-    a, b, step = (float(x) for x in spec.split(":"))
-    n = int(round((b - a) / step))
-    return [round(a + i * step, 4) for i in range(n + 1)]
-
-
 def load_streams(paths: list[Path]) -> list[dict[str, Any]]:
     streams = []
     for path in paths:
@@ -107,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("traces", type=Path, nargs="+")
     p.add_argument("--windows", type=float, nargs="+", default=[0.0, 10.0, 15.0, 20.0, 30.0],
                    help="persist_window_s values (0 = the slower rule off)")
-    p.add_argument("--thresholds", default="0.3:0.6:0.05", help="persist_threshold values, a:b:step")
+    p.add_argument("--thresholds", type=value_grid, default="0.3:0.6:0.05", help="persist_threshold values, start:stop:step")
     p.add_argument("--config", help="TOML config whose [alarm] section is the base (default: shipped)")
     p.add_argument("--top", type=int, default=10)
     args = p.parse_args(argv)
@@ -115,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     base = config_mod.load(args.config).alarm
     results = []
     for window in sorted(set(args.windows)):
-        for threshold in (frange(args.thresholds) if window > 0 else [base.persist_threshold]):
+        for threshold in (args.thresholds if window > 0 else [base.persist_threshold]):
             alarm = dataclasses.replace(base, persist_window_s=window, persist_threshold=threshold)
             results.append(score_rule(streams, alarm))
     results.sort(key=lambda r: (r["wrong"], r["mean_first_s"] or 0.0))

@@ -3,6 +3,7 @@ alarms, and ``scripts/tune_distress_rule.py`` ranks rules by the streams they ge
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
 from pathlib import Path
@@ -75,3 +76,13 @@ def test_tune_refuses_a_file_without_traces(tmp_path: Path) -> None:
     path.write_text("not json")
     with pytest.raises(SystemExit, match="bench_faces.py --trace"):
         tune.main([str(path)])
+
+
+def test_value_grid_reads_start_stop_step_and_names_the_form_when_wrong() -> None:
+    cli = load_script("cli")
+    assert cli.value_grid("0.5:0.6:0.05") == [0.5, 0.55, 0.6]
+    assert cli.value_grid("8") == [8.0]
+    with pytest.raises(argparse.ArgumentTypeError, match="start:stop:step"):
+        cli.value_grid("0.5-0.6")
+    with pytest.raises(argparse.ArgumentTypeError, match="start <= stop"):
+        cli.value_grid("0.6:0.5:0.1")
